@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 lint: venv
-	$(VENV)/bin/ruff check ctd tests examples
-	$(VENV)/bin/ruff format --check ctd tests examples
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck: venv
 	$(VENV)/bin/mypy
