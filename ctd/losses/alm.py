@@ -1,0 +1,268 @@
+"""ALM: approximate likelihood matching of chunk likelihoods across tokenizers.
+
+Minixhofer, Vulić, Ponti 2025, "(Universal) Cross-Tokenizer Distillation via Approximate
+Likelihood Matching", arXiv 2503.20083, Sec. 3.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ctd.losses._checks import (
+    check_index_range,
+    check_ndim,
+    check_no_nan,
+    check_same_batch,
+    check_same_shape,
+)
+from ctd.losses._reduce import compute_dtype
+from ctd.losses.alm_divergences import ALM_DIVERGENCES
+from ctd.losses.chunks import (
+    ChunkLogprobs,
+    chunk_logprobs,
+    gather_chunk_ends,
+    infer_num_chunks,
+)
+
+
+def _check_options(divergence: str, temperature: float) -> None:
+    if divergence not in ALM_DIVERGENCES:
+        raise ValueError(
+            f"unknown divergence {divergence!r}; choose from {sorted(ALM_DIVERGENCES)}"
+        )
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+
+
+def _side_chunks(
+    side: str,
+    logprobs: Tensor,
+    chunk_index: Tensor,
+    space_logprobs: Tensor | None,
+    mask: Tensor | None,
+    columns: int,
+    dtype: torch.dtype,
+) -> tuple[ChunkLogprobs, Tensor]:
+    """Validate one side; return its chunk log-likelihoods and space log-prob at chunk ends."""
+    check_ndim(f"{side}_logprobs", logprobs, 2)
+    check_same_shape(f"{side}_chunk_index", chunk_index, f"{side}_logprobs", logprobs)
+    check_no_nan(f"{side}_logprobs", logprobs)
+    check_index_range(f"{side}_chunk_index", chunk_index, -1, columns)
+    if mask is not None:
+        check_same_shape(f"{side}_mask", mask, f"{side}_logprobs", logprobs)
+    chunks = chunk_logprobs(logprobs.to(dtype), chunk_index, num_chunks=columns, token_mask=mask)
+    if space_logprobs is None:
+        return chunks, torch.zeros_like(chunks.logprobs)
+    check_same_shape(f"{side}_space_logprobs", space_logprobs, f"{side}_logprobs", logprobs)
+    check_no_nan(f"{side}_space_logprobs", space_logprobs)
+    space = space_logprobs.to(dtype).clamp(max=0.0)  # (B, T)
+    return chunks, gather_chunk_ends(space, chunk_index, columns)  # (B, C)
+
+
+def merge_chunks_by_space_prob(
+    teacher: Tensor,
+    student: Tensor,
+    teacher_space: Tensor,
+    student_space: Tensor,
+    valid: Tensor,
+    present: Tensor,
+    threshold: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Merge each chunk with its successor unless the teacher's space probability > threshold.
+
+    A chunk ends its group when ``exp(teacher_space) > threshold``; the last group of a row is
+    kept as it is. A group's log-likelihoods are the sums over its chunks, its space log-probs
+    those of its last chunk, and it is valid only if every chunk in it that has tokens is valid.
+
+    Shapes: all (B, C) -> 5 x (B, C) (teacher, student, teacher_space, student_space, valid).
+    Reference: Minixhofer, Vulić, Ponti 2025, arXiv 2503.20083, Sec. 3 (tokenkit
+    ``merge_by_space_prob``).
+    """
+    batch, columns = teacher.shape
+    closes = (teacher_space.exp() > threshold).long()  # (B, C)
+    group = torch.cumsum(closes, dim=1) - closes  # (B, C): exclusive cumsum = group id
+
+    def group_sum(values: Tensor) -> Tensor:
+        return values.new_zeros(batch, columns).scatter_add(1, group, values)  # (B, C)
+
+    zero = torch.zeros_like(teacher)
+    merged_teacher = group_sum(torch.where(valid, teacher, zero))
+    merged_student = group_sum(torch.where(valid, student, zero))
+    has_invalid = group_sum((present & ~valid).long()) > 0
+    merged_valid = (group_sum(present.long()) > 0) & ~has_invalid
+    chunk_ids = torch.arange(columns, device=group.device).expand(batch, columns)
+    last = torch.full_like(group, -1).scatter_reduce(
+        1, group, torch.where(present, chunk_ids, -1), reduce="amax", include_self=True
+    )  # (B, C): last chunk of each group
+    index = last.clamp_min(0)
+    return (
+        merged_teacher,
+        merged_student,
+        teacher_space.gather(1, index),
+        student_space.gather(1, index),
+        merged_valid,
+    )
+
+
+def alm_loss(
+    teacher_logprobs: Tensor,
+    student_logprobs: Tensor,
+    teacher_chunk_index: Tensor,
+    student_chunk_index: Tensor,
+    *,
+    temperature: float = 100.0,
+    divergence: str = "binary_ce",
+    teacher_space_logprobs: Tensor | None = None,
+    student_space_logprobs: Tensor | None = None,
+    teacher_mask: Tensor | None = None,
+    student_mask: Tensor | None = None,
+    append_space: bool = False,
+    merge_by_space_prob: bool = False,
+    space_prob_threshold: float = 0.1,
+    num_chunks: int | None = None,
+    normalizer: Tensor | float | None = None,
+    epsilon: float = 1e-6,
+) -> Tensor:
+    """ALM loss: binarised divergence between teacher and student chunk likelihoods.
+
+    Chunk log-likelihoods are sums of main-path token log-probs per chunk (scatter-add over the
+    sparse chunk index). With ``append_space`` the log-prob that the token after the chunk is
+    space-like (``*_space_logprobs``; pass EOS log-probs there for tokenkit's ``eos_as_space``) is
+    added on both sides. The loss is the sum of ``divergence`` over valid chunks divided by their
+    number (or by ``normalizer``, e.g. a global count under data parallelism).
+
+    A chunk is valid iff it has >= 1 scored token on each side and no unscored token on either
+    side (scored: ``*_mask``, default all, and never position 0). Deliberate differences from
+    tokenkit (bcacdef): (1) tokenkit checks only the teacher's token count, so a student chunk made
+    of its unpredicted first token scores ``log p = 0``; (2) its ``merge_by_space_prob``
+    applies the merge matrix twice to the normaliser and drops invalid chunks from a group's sum,
+    here a group with an invalid chunk is dropped and the normaliser counts valid groups; (3) no
+    valid chunk gives 0 with zero gradients, not NaN; (4) divergences are evaluated on safe values
+    for invalid chunks, so ``binary_kl_temp_limit`` needs no ``inf - inf`` cancellation;
+    (5) an unknown ``divergence`` raises instead of being ignored.
+
+    Shapes: teacher_* (B, Tt), student_* (B, Ts) -> ().
+    Reference: Minixhofer, Vulić, Ponti 2025, arXiv 2503.20083, Sec. 3.
+    """
+    _check_options(divergence, temperature)
+    needs_space = append_space or merge_by_space_prob
+    if needs_space and (teacher_space_logprobs is None or student_space_logprobs is None):
+        raise ValueError("append_space / merge_by_space_prob need *_space_logprobs on both sides")
+    check_same_batch("teacher_logprobs", teacher_logprobs, "student_logprobs", student_logprobs)
+    if num_chunks is None:
+        num_chunks = infer_num_chunks(teacher_chunk_index, student_chunk_index)
+    columns = max(num_chunks, 1)
+    dtype = compute_dtype(student_logprobs)
+    teacher, space_teacher = _side_chunks(
+        "teacher",
+        teacher_logprobs,
+        teacher_chunk_index,
+        teacher_space_logprobs,
+        teacher_mask,
+        columns,
+        dtype,
+    )
+    student, space_student = _side_chunks(
+        "student",
+        student_logprobs,
+        student_chunk_index,
+        student_space_logprobs,
+        student_mask,
+        columns,
+        dtype,
+    )
+    valid = teacher.complete & student.complete  # (B, C)
+    ell_teacher = teacher.logprobs.clamp(max=0.0)  # (B, C)
+    ell_student = student.logprobs.clamp(max=0.0)
+    if merge_by_space_prob:
+        present = (
+            teacher.num_scored + teacher.num_unscored + student.num_scored + student.num_unscored
+        ) > 0
+        ell_teacher, ell_student, space_teacher, space_student, valid = merge_chunks_by_space_prob(
+            ell_teacher,
+            ell_student,
+            space_teacher,
+            space_student,
+            valid,
+            present,
+            space_prob_threshold,
+        )
+    if append_space:
+        ell_teacher = ell_teacher + space_teacher
+        ell_student = ell_student + space_student
+    safe = torch.full_like(ell_student, -1.0)  # keeps masked entries and their gradients finite
+    values = ALM_DIVERGENCES[divergence](
+        torch.where(valid, ell_teacher, safe),
+        torch.where(valid, ell_student, safe),
+        temperature,
+        epsilon,
+    )  # (B, C)
+    total = torch.where(valid, values, torch.zeros_like(values)).sum()
+    if normalizer is None:
+        return total / valid.sum().clamp_min(1).to(dtype)
+    return total / normalizer
+
+
+class ALMLoss(nn.Module):
+    """Module form of :func:`alm_loss`; stores the hyperparameters only.
+
+    Shapes: see :func:`alm_loss`.
+    Reference: Minixhofer, Vulić, Ponti 2025, arXiv 2503.20083, Sec. 3.
+    """
+
+    def __init__(
+        self,
+        *,
+        temperature: float = 100.0,
+        divergence: str = "binary_ce",
+        append_space: bool = False,
+        merge_by_space_prob: bool = False,
+        space_prob_threshold: float = 0.1,
+        epsilon: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        if divergence not in ALM_DIVERGENCES:
+            raise ValueError(
+                f"unknown divergence {divergence!r}; choose from {sorted(ALM_DIVERGENCES)}"
+            )
+        self.temperature = temperature
+        self.divergence = divergence
+        self.append_space = append_space
+        self.merge_by_space_prob = merge_by_space_prob
+        self.space_prob_threshold = space_prob_threshold
+        self.epsilon = epsilon
+
+    def forward(
+        self,
+        teacher_logprobs: Tensor,
+        student_logprobs: Tensor,
+        teacher_chunk_index: Tensor,
+        student_chunk_index: Tensor,
+        *,
+        teacher_space_logprobs: Tensor | None = None,
+        student_space_logprobs: Tensor | None = None,
+        teacher_mask: Tensor | None = None,
+        student_mask: Tensor | None = None,
+        num_chunks: int | None = None,
+        normalizer: Tensor | float | None = None,
+    ) -> Tensor:
+        """Compute :func:`alm_loss` with the stored hyperparameters."""
+        return alm_loss(
+            teacher_logprobs,
+            student_logprobs,
+            teacher_chunk_index,
+            student_chunk_index,
+            temperature=self.temperature,
+            divergence=self.divergence,
+            teacher_space_logprobs=teacher_space_logprobs,
+            student_space_logprobs=student_space_logprobs,
+            teacher_mask=teacher_mask,
+            student_mask=student_mask,
+            append_space=self.append_space,
+            merge_by_space_prob=self.merge_by_space_prob,
+            space_prob_threshold=self.space_prob_threshold,
+            num_chunks=num_chunks,
+            normalizer=normalizer,
+            epsilon=self.epsilon,
+        )
