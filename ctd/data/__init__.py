@@ -1,1 +1,23 @@
-"""ctd.data."""
+"""ctd.data: streaming text/JSONL/parquet readers and the cross-tokenizer DataModule.
+
+* `read_examples`: stream texts and chats from one file (long texts split by bytes).
+* `DocumentStream`: an IterableDataset over files, seeded shuffling, sharded over ranks/workers.
+* `CrossTokenizerDataModule`: files -> `ctd.alignment.CrossTokenizerBatch` DataLoaders.
+* `demo_corpus_paths`: the bundled public-domain demo corpus (train, held out).
+"""
+
+from ctd.data.datamodule import CrossTokenizerDataModule, EpochDataLoader
+from ctd.data.datasets import DocumentStream
+from ctd.data.demo import demo_corpus_paths
+from ctd.data.readers import Example, read_examples
+from ctd.data.splitting import split_text
+
+__all__ = [
+    "CrossTokenizerDataModule",
+    "DocumentStream",
+    "EpochDataLoader",
+    "Example",
+    "demo_corpus_paths",
+    "read_examples",
+    "split_text",
+]

@@ -1,4 +1,4 @@
-"""Per-chunk sums of token values and which chunks are fully scored (scatter-add on torch)."""
+"""Chunk log-likelihoods in bits and chunk validity, on top of `ctd.losses.chunk_logprobs`."""
 
 from __future__ import annotations
 
@@ -7,41 +7,23 @@ import math
 import torch
 from torch import Tensor
 
+from ctd.losses import ChunkLogprobs, chunk_logprobs
 
-def chunk_sums(values: Tensor, chunk_index: Tensor, num_chunks: int) -> Tensor:
-    """Sum `values` over the tokens of each chunk; tokens with `chunk_index == -1` add nothing.
 
-    Shapes: values (B, T), chunk_index (B, T) long -> (B, num_chunks) in `values`' dtype.
+def chunk_logprobs_float64(
+    token_logprobs: Tensor, chunk_index: Tensor, num_chunks: int, token_mask: Tensor | None = None
+) -> ChunkLogprobs:
+    """`ctd.losses.chunk_logprobs` summed in float64, detached (metrics keep no graph).
+
+    Shapes: token_logprobs (B, T) natural log, chunk_index (B, T), token_mask (B, T) ->
+        fields (B, num_chunks).
     """
-    index = torch.where(chunk_index >= 0, chunk_index, num_chunks)  # column C collects the rest
-    sums = torch.zeros(values.shape[0], num_chunks + 1, dtype=values.dtype, device=values.device)
-    return sums.scatter_add_(1, index, values)[:, :num_chunks]
-
-
-def scored_token_mask(chunk_index: Tensor, token_mask: Tensor | None = None) -> Tensor:
-    """Tokens that have a log-prob: inside a chunk, not position 0, and in `token_mask`.
-
-    Shapes: chunk_index (B, T), token_mask (B, T) bool or None -> (B, T) bool.
-    """
-    scored = chunk_index >= 0
-    scored[:, 0] = False  # position 0 has no log p(x_0 | x_<0)
-    if token_mask is not None:
-        scored &= token_mask.bool()
-    return scored
-
-
-def valid_chunk_mask(
-    chunk_index: Tensor, num_chunks: int, token_mask: Tensor | None = None
-) -> Tensor:
-    """Chunks all of whose tokens have a log-prob (see `scored_token_mask`), with >= 1 token.
-
-    Shapes: chunk_index (B, T), token_mask (B, T) bool or None -> (B, num_chunks) bool.
-    """
-    inside = (chunk_index >= 0).long()
-    scored = scored_token_mask(chunk_index, token_mask).long()
-    num_tokens = chunk_sums(inside, chunk_index, num_chunks)
-    num_scored = chunk_sums(scored, chunk_index, num_chunks)
-    return (num_tokens > 0) & (num_scored == num_tokens)
+    return chunk_logprobs(
+        token_logprobs.detach().double(),
+        chunk_index,
+        num_chunks=num_chunks,
+        token_mask=token_mask,
+    )
 
 
 def chunk_logprobs_in_bits(
@@ -51,9 +33,21 @@ def chunk_logprobs_in_bits(
 
     Shapes: token_logprobs (B, T) natural log, chunk_index (B, T) -> (B, num_chunks).
     """
-    scored = scored_token_mask(chunk_index, token_mask)
-    logprobs = torch.where(scored, token_logprobs.double(), 0.0)  # NaN-safe outside
-    return chunk_sums(logprobs, chunk_index, num_chunks) / math.log(2.0)
+    sums = chunk_logprobs_float64(token_logprobs, chunk_index, num_chunks, token_mask)
+    return sums.logprobs / math.log(2.0)
+
+
+def valid_chunk_mask(
+    chunk_index: Tensor, num_chunks: int, token_mask: Tensor | None = None
+) -> Tensor:
+    """Chunks all of whose tokens have a log-prob (not position 0, in `token_mask`), >= 1 token.
+
+    Shapes: chunk_index (B, T), token_mask (B, T) bool or None -> (B, num_chunks) bool.
+    """
+    no_logprobs = torch.zeros(chunk_index.shape, device=chunk_index.device)
+    return chunk_logprobs(
+        no_logprobs, chunk_index, num_chunks=num_chunks, token_mask=token_mask
+    ).complete
 
 
 def joint_valid_chunk_mask(

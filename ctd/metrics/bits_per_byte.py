@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from ctd.metrics._chunks import chunk_logprobs_in_bits, valid_chunk_mask
+from ctd.metrics._chunks import chunk_logprobs_float64
 
 
 def bits_per_byte_sums(
@@ -25,11 +27,11 @@ def bits_per_byte_sums(
         (B, C), token_mask (B, T) bool, chunk_mask (B, C) bool -> (), () float64 and long.
     """
     num_chunks = chunk_num_bytes.shape[1]
-    valid = valid_chunk_mask(chunk_index, num_chunks, token_mask) & (chunk_num_bytes > 0)
+    chunks = chunk_logprobs_float64(token_logprobs, chunk_index, num_chunks, token_mask)
+    valid = chunks.complete & (chunk_num_bytes > 0)
     if chunk_mask is not None:
         valid &= chunk_mask.bool()
-    logprobs_bits = chunk_logprobs_in_bits(token_logprobs, chunk_index, num_chunks, token_mask)
-    nll_bits = -torch.where(valid, logprobs_bits, 0.0).sum()
+    nll_bits = -torch.where(valid, chunks.logprobs, 0.0).sum() / math.log(2.0)
     num_bytes = torch.where(valid, chunk_num_bytes, 0).sum().long()
     return nll_bits, num_bytes
 
@@ -89,7 +91,7 @@ class BitsPerByte(Metric):
     ) -> None:
         """Add the valid chunks of one batch (see `bits_per_byte_sums`)."""
         nll_bits, num_bytes = bits_per_byte_sums(
-            token_logprobs.detach(), chunk_index, chunk_num_bytes, token_mask, chunk_mask
+            token_logprobs, chunk_index, chunk_num_bytes, token_mask, chunk_mask
         )
         self.nll_bits += nll_bits
         self.num_bytes += num_bytes

@@ -71,10 +71,10 @@ class ChunkAgreement(Metric):
             student_token_mask,
         )
         teacher = chunk_logprobs_in_bits(
-            teacher_token_logprobs.detach(), teacher_chunk_index, num_chunks, teacher_token_mask
+            teacher_token_logprobs, teacher_chunk_index, num_chunks, teacher_token_mask
         )[valid]
         student = chunk_logprobs_in_bits(
-            student_token_logprobs.detach(), student_chunk_index, num_chunks, student_token_mask
+            student_token_logprobs, student_chunk_index, num_chunks, student_token_mask
         )[valid]
         abs_diff_bits = (student - teacher).abs()
         sums = {
