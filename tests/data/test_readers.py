@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ctd.data.readers import check_files_exist, file_format, read_examples
 
@@ -103,3 +105,19 @@ def test_missing_and_unsupported_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"data\.csv: unsupported file type"):
         file_format(tmp_path / "data.csv")
     assert file_format("x.JSONL.gz") == "jsonl"
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    text=st.text(alphabet="ab é€😀\n", max_size=400),
+    max_document_bytes=st.integers(min_value=4, max_value=32),
+)
+def test_streamed_text_pieces_fit_and_keep_the_text(
+    tmp_path: Path, text: str, max_document_bytes: int
+) -> None:
+    path = write(tmp_path / "h.txt", text)
+    pieces = list(read_examples(path, max_document_bytes=max_document_bytes))
+    assert all(0 < len(str(piece).encode()) <= max_document_bytes for piece in pieces)
+    assert "".join("".join(map(str, pieces)).split()) == "".join(text.split())
