@@ -1,1 +1,27 @@
-"""ctd.alignment."""
+"""ctd.alignment: tokens -> exact byte spans -> chunks shared by two tokenizations.
+
+numpy + tokenizers only; torch is imported by `collate` (the collator) alone, never Lightning.
+"""
+
+from ctd.alignment.align import MODES, BatchAlignment, ChunkAlignment, align, align_batch
+from ctd.alignment.bias import TokenizationBias, token_bias
+from ctd.alignment.encode import encode, encode_batch, template_special_ids
+from ctd.alignment.ragged import TokenizedBatch, TokenizedText
+from ctd.alignment.token_bytes import TokenBytes, token_bytes
+
+__all__ = [
+    "MODES",
+    "BatchAlignment",
+    "ChunkAlignment",
+    "TokenBytes",
+    "TokenizationBias",
+    "TokenizedBatch",
+    "TokenizedText",
+    "align",
+    "align_batch",
+    "encode",
+    "encode_batch",
+    "template_special_ids",
+    "token_bias",
+    "token_bytes",
+]

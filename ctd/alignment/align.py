@@ -1,0 +1,380 @@
+"""Chunks: the finest common segmentation of a text's bytes by two tokenizations.
+
+A chunk boundary is a byte position that is a token boundary in both tokenizations; chunks are
+computed from byte positions only, for a whole batch at once.
+
+Rows are laid side by side on one global byte axis with a one-byte gap between rows, so one
+`np.intersect1d` and a few `searchsorted`/`bincount` calls align the whole batch. A candidate
+interval between consecutive common boundaries becomes a chunk only if both sides tile it
+exactly with their tokens and it is either all text on both sides or all special tokens on both
+sides; otherwise its tokens get chunk -1 (never a silent misalignment). Zero-width specials
+(BOS, EOS, chat-template tokens) present on both sides at the same position may form their own
+chunk (`pair_specials`); a one-sided special never joins a chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ctd.alignment.bias import TokenizationBias
+from ctd.alignment.modes import ChunkTable, SideTokens, merge_chunks
+from ctd.alignment.ragged import TokenizedBatch, TokenizedText, row_offsets
+from ctd.alignment.token_bytes import TokenBytes
+
+__all__ = ["MODES", "BatchAlignment", "ChunkAlignment", "align", "align_batch"]
+
+Int64Array = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+MODES = ("unconstrained", "space", "unbiased")
+
+
+@dataclass(frozen=True)
+class ChunkAlignment:
+    """Chunks of one text pair.
+
+    Chunk ids increase with byte position; each chunk has >= 1 token on each side, contiguous,
+    and both sides cover exactly its bytes.
+
+    Shapes: teacher_chunk_index (Tt,), student_chunk_index (Ts,), every chunk_* and *_last_token
+    array (C,).
+
+    Attributes:
+        teacher_chunk_index: chunk of each teacher token, -1 = in no chunk.
+        student_chunk_index: chunk of each student token, -1 = in no chunk.
+        chunk_byte_starts: first byte of each chunk (a special-token chunk is zero-width).
+        chunk_byte_ends: one past its last byte.
+        teacher_chunk_last_token: index of the last teacher token of each chunk.
+        student_chunk_last_token: index of the last student token of each chunk.
+        num_chunks: C.
+    """
+
+    teacher_chunk_index: Int64Array
+    student_chunk_index: Int64Array
+    chunk_byte_starts: Int64Array
+    chunk_byte_ends: Int64Array
+    teacher_chunk_last_token: Int64Array
+    student_chunk_last_token: Int64Array
+    num_chunks: int
+
+
+@dataclass(frozen=True)
+class BatchAlignment:
+    """`ChunkAlignment` of many rows in flat arrays (chunk and token indices are per row).
+
+    Shapes: teacher_chunk_index (Mt,), student_chunk_index (Ms,), chunk arrays (C_total,),
+    chunk_row_starts (R + 1,).
+    """
+
+    teacher_chunk_index: Int64Array
+    student_chunk_index: Int64Array
+    chunk_byte_starts: Int64Array
+    chunk_byte_ends: Int64Array
+    teacher_chunk_last_token: Int64Array
+    student_chunk_last_token: Int64Array
+    chunk_row_starts: Int64Array
+    teacher_row_starts: Int64Array
+    student_row_starts: Int64Array
+
+    @property
+    def num_chunks(self) -> Int64Array:
+        """Chunks per row. Shapes: (R,)."""
+        return np.diff(self.chunk_row_starts)
+
+    def row(self, index: int) -> ChunkAlignment:
+        """Row `index` as a `ChunkAlignment`."""
+        chunks = slice(int(self.chunk_row_starts[index]), int(self.chunk_row_starts[index + 1]))
+        teacher = slice(
+            int(self.teacher_row_starts[index]), int(self.teacher_row_starts[index + 1])
+        )
+        student = slice(
+            int(self.student_row_starts[index]), int(self.student_row_starts[index + 1])
+        )
+        return ChunkAlignment(
+            teacher_chunk_index=self.teacher_chunk_index[teacher],
+            student_chunk_index=self.student_chunk_index[student],
+            chunk_byte_starts=self.chunk_byte_starts[chunks],
+            chunk_byte_ends=self.chunk_byte_ends[chunks],
+            teacher_chunk_last_token=self.teacher_chunk_last_token[chunks],
+            student_chunk_last_token=self.student_chunk_last_token[chunks],
+            num_chunks=chunks.stop - chunks.start,
+        )
+
+
+def _global_positions(batch: TokenizedBatch, row_base: Int64Array) -> tuple[Int64Array, Int64Array]:
+    """Token spans on the global byte axis. Shapes: (M,), (M,)."""
+    shift = row_base[batch.token_rows]
+    return batch.byte_starts + shift, batch.byte_ends + shift
+
+
+def _side_boundaries(starts: Int64Array, ends: Int64Array, zero_special: BoolArray) -> Int64Array:
+    keep = ~zero_special
+    return np.unique(np.concatenate([starts[keep], ends[keep]]))
+
+
+def _interval_stats(
+    common: Int64Array, starts: Int64Array, ends: Int64Array, special: BoolArray, keep: BoolArray
+) -> tuple[Int64Array, BoolArray, BoolArray, BoolArray]:
+    """Interval of each token and, per interval, (covered exactly, has text, has special).
+
+    Shapes: common (K + 1,); token arrays (M,) -> (M,), (K,), (K,), (K,).
+    """
+    num_intervals = max(len(common) - 1, 0)
+    index = np.searchsorted(common, starts, "right") - 1
+    inside = keep & (index >= 0) & (index < num_intervals)
+    index = np.where(inside, index, -1)
+    widths = ends - starts
+    upper = common[np.minimum(index + 1, len(common) - 1)] if len(common) else ends
+    overflow = inside & (ends > upper)
+    valid_index = index[inside]
+    covered = np.bincount(valid_index, weights=widths[inside], minlength=num_intervals)
+    lengths = np.diff(common)
+    bad = np.bincount(index[overflow], minlength=num_intervals) > 0
+    has_text = np.bincount(valid_index, weights=~special[inside], minlength=num_intervals) > 0
+    has_special = np.bincount(valid_index, weights=special[inside], minlength=num_intervals) > 0
+    return index, (covered == lengths) & ~bad, has_text, has_special
+
+
+def _first_last(chunk_index: Int64Array, num_chunks: int) -> tuple[Int64Array, Int64Array, bool]:
+    """First and last token of each chunk, and whether every chunk is contiguous and non-empty.
+
+    Shapes: (M,) -> (C,), (C,).
+    """
+    positions = np.flatnonzero(chunk_index >= 0)
+    ids = chunk_index[positions]
+    if len(ids) and np.any(np.diff(ids) < 0):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), False
+    wanted = np.arange(num_chunks)
+    lo, hi = np.searchsorted(ids, wanted, "left"), np.searchsorted(ids, wanted, "right")
+    if np.any(hi <= lo):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), False
+    first, last = positions[lo], positions[hi - 1]
+    return first, last, bool(np.all(last - first + 1 == hi - lo))
+
+
+def _token_chunks(
+    interval_index: Int64Array,
+    interval_to_chunk: Int64Array,
+    zero_special: BoolArray,
+    starts: Int64Array,
+    special_positions: Int64Array,
+    special_chunk: Int64Array,
+) -> Int64Array:
+    """Chunk of every token of one side (global chunk ids). Shapes: (M,) -> (M,)."""
+    chunk = np.full(len(interval_index), -1, dtype=np.int64)
+    in_interval = interval_index >= 0
+    chunk[in_interval] = interval_to_chunk[interval_index[in_interval]]
+    if len(special_positions):
+        where = np.flatnonzero(zero_special)
+        slot = np.minimum(
+            np.searchsorted(special_positions, starts[where]), len(special_positions) - 1
+        )
+        hit = special_positions[slot] == starts[where]
+        chunk[where[hit]] = special_chunk[slot[hit]]
+    return chunk
+
+
+def _check_pair(teacher: TokenizedBatch, student: TokenizedBatch, mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if len(teacher) != len(student) or np.any(teacher.num_text_bytes != student.num_text_bytes):
+        raise ValueError("teacher and student tokenized different texts (byte lengths differ)")
+
+
+def align_batch(
+    teacher: TokenizedBatch,
+    student: TokenizedBatch,
+    *,
+    mode: str = "unconstrained",
+    teacher_token_bytes: TokenBytes | None = None,
+    student_token_bytes: TokenBytes | None = None,
+    bias: TokenizationBias | None = None,
+    pair_specials: bool = True,
+) -> BatchAlignment:
+    """Align every row of two tokenized batches of the same texts (vectorised over the batch).
+
+    Args:
+        teacher: the teacher's tokens.
+        student: the student's tokens of the same texts.
+        mode: "unconstrained", "space" (needs both token tables) or "unbiased" (needs bias).
+        teacher_token_bytes: `token_bytes(teacher tokenizer)`, for mode="space".
+        student_token_bytes: `token_bytes(student tokenizer)`, for mode="space".
+        bias: tokenization-bias statistics, for mode="unbiased".
+        pair_specials: zero-width specials at the same position on both sides form a chunk.
+
+    Raises:
+        ValueError: the batches are not of the same texts, or a mode lacks what it needs.
+    """
+    _check_pair(teacher, student, mode)
+    row_base = row_offsets(teacher.num_text_bytes + 1)[:-1]
+    t_starts, t_ends = _global_positions(teacher, row_base)
+    s_starts, s_ends = _global_positions(student, row_base)
+    t_zero = teacher.is_special & (t_ends == t_starts)
+    s_zero = student.is_special & (s_ends == s_starts)
+    common = np.intersect1d(
+        _side_boundaries(t_starts, t_ends, t_zero),
+        _side_boundaries(s_starts, s_ends, s_zero),
+        assume_unique=True,
+    )
+    t_index, t_cov, t_text, t_spec = _interval_stats(
+        common, t_starts, t_ends, teacher.is_special, ~t_zero
+    )
+    s_index, s_cov, s_text, s_spec = _interval_stats(
+        common, s_starts, s_ends, student.is_special, ~s_zero
+    )
+    valid = (
+        t_cov
+        & s_cov
+        & ((t_text & s_text & ~t_spec & ~s_spec) | (t_spec & s_spec & ~t_text & ~s_text))
+    )
+    t_side = _Side(teacher, t_index, t_zero, t_starts, teacher_token_bytes)
+    s_side = _Side(student, s_index, s_zero, s_starts, student_token_bytes)
+    interval_special = t_spec & s_spec
+    for attempt_pairs in (True, False) if pair_specials else (False,):
+        special_positions = np.zeros(0, np.int64)
+        if attempt_pairs:
+            special_positions = np.intersect1d(t_starts[t_zero], s_starts[s_zero])
+        candidates = _Candidates(common, valid, interval_special, special_positions, row_base)
+        result = _assemble(candidates, t_side, s_side, mode, bias)
+        if result is not None:
+            return result
+    raise RuntimeError("chunk assembly failed: token spans overlap or are out of order")
+
+
+@dataclass(frozen=True)
+class _Side:
+    batch: TokenizedBatch
+    interval_index: Int64Array
+    zero_special: BoolArray
+    starts: Int64Array
+    table: TokenBytes | None
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    common: Int64Array
+    valid: BoolArray
+    interval_special: BoolArray
+    special_positions: Int64Array
+    row_base: Int64Array
+
+
+def _sorted_chunks(candidates: _Candidates) -> tuple[Int64Array, Int64Array, Int64Array, BoolArray]:
+    """(rank of each candidate chunk, byte starts, byte ends, is special), sorted by position.
+
+    A zero-width special chunk sorts before a text chunk that starts where it stands.
+    Shapes: each output (C,).
+    """
+    interval_ids = np.flatnonzero(candidates.valid)
+    positions = candidates.special_positions
+    starts = np.concatenate([candidates.common[interval_ids], positions]).astype(np.int64)
+    ends = np.concatenate([candidates.common[interval_ids + 1], positions]).astype(np.int64)
+    zero_width = np.concatenate([np.zeros(len(interval_ids), bool), np.ones(len(positions), bool)])
+    special = np.concatenate(
+        [candidates.interval_special[interval_ids], zero_width[len(interval_ids) :]]
+    )
+    order = np.lexsort((~zero_width, starts))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank, starts[order], ends[order], special[order]
+
+
+def _assemble(
+    candidates: _Candidates,
+    teacher: _Side,
+    student: _Side,
+    mode: str,
+    bias: TokenizationBias | None,
+) -> BatchAlignment | None:
+    """Number, merge and localise the chunks; None if a paired special chunk is not contiguous."""
+    rank, starts, ends, special = _sorted_chunks(candidates)
+    interval_ids = np.flatnonzero(candidates.valid)
+    interval_to_chunk = np.full(len(candidates.valid), -1, dtype=np.int64)
+    interval_to_chunk[interval_ids] = rank[: len(interval_ids)]
+    special_chunk = rank[len(interval_ids) :]
+    chunks = [
+        _token_chunks(
+            side.interval_index,
+            interval_to_chunk,
+            side.zero_special,
+            side.starts,
+            candidates.special_positions,
+            special_chunk,
+        )
+        for side in (teacher, student)
+    ]
+    bounds = [_first_last(chunk, len(starts)) for chunk in chunks]
+    if not (bounds[0][2] and bounds[1][2]):
+        return None
+    rows = np.searchsorted(candidates.row_base, starts, "right") - 1
+    table = ChunkTable(starts, ends, rows, special, bounds[0][1], bounds[1][1])
+    group = merge_chunks(
+        table,
+        mode,
+        SideTokens(teacher.batch.input_ids, teacher.batch.is_special, teacher.table),
+        SideTokens(student.batch.input_ids, student.batch.is_special, student.table),
+        bias,
+    )
+    num_groups = int(group[-1]) + 1 if len(group) else 0
+    last_chunk = np.searchsorted(group, np.arange(num_groups), "right") - 1
+    first_chunk = np.searchsorted(group, np.arange(num_groups), "left")
+    group_rows = rows[first_chunk]
+    chunk_row_starts = row_offsets(np.bincount(group_rows, minlength=len(candidates.row_base)))
+    group_of = np.concatenate([group, [-1]])  # chunk -1 stays -1
+    local = [
+        np.where(chunk >= 0, group_of[chunk] - chunk_row_starts[side.batch.token_rows], -1)
+        for chunk, side in zip(chunks, (teacher, student), strict=True)
+    ]
+    base = candidates.row_base[group_rows]
+    return BatchAlignment(
+        teacher_chunk_index=local[0].astype(np.int64),
+        student_chunk_index=local[1].astype(np.int64),
+        chunk_byte_starts=starts[first_chunk] - base,
+        chunk_byte_ends=ends[last_chunk] - base,
+        teacher_chunk_last_token=bounds[0][1][last_chunk] - teacher.batch.row_starts[group_rows],
+        student_chunk_last_token=bounds[1][1][last_chunk] - student.batch.row_starts[group_rows],
+        chunk_row_starts=chunk_row_starts,
+        teacher_row_starts=teacher.batch.row_starts,
+        student_row_starts=student.batch.row_starts,
+    )
+
+
+def align(
+    teacher: TokenizedText,
+    student: TokenizedText,
+    *,
+    mode: str = "unconstrained",
+    teacher_token_bytes: TokenBytes | None = None,
+    student_token_bytes: TokenBytes | None = None,
+    bias: TokenizationBias | None = None,
+    pair_specials: bool = True,
+) -> ChunkAlignment:
+    """Chunks shared by a teacher and a student tokenization of the same text.
+
+    Args:
+        teacher: `encode(teacher_tokenizer, [text])[0]`.
+        student: `encode(student_tokenizer, [text])[0]`.
+        mode: "unconstrained", "space" (needs both token tables) or "unbiased" (needs bias).
+        teacher_token_bytes: `token_bytes(teacher tokenizer)`, for mode="space".
+        student_token_bytes: `token_bytes(student tokenizer)`, for mode="space".
+        bias: tokenization-bias statistics, for mode="unbiased".
+        pair_specials: zero-width specials at the same position on both sides form a chunk.
+
+    Returns:
+        The chunk of every token and each chunk's byte span and last tokens.
+
+    Raises:
+        ValueError: the two tokenizations are not of the same text, or a mode lacks its input.
+    """
+    result = align_batch(
+        TokenizedBatch.from_rows([teacher]),
+        TokenizedBatch.from_rows([student]),
+        mode=mode,
+        teacher_token_bytes=teacher_token_bytes,
+        student_token_bytes=student_token_bytes,
+        bias=bias,
+        pair_specials=pair_specials,
+    )
+    return result.row(0)

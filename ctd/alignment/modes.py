@@ -1,0 +1,98 @@
+"""The paper's chunk modes: merge consecutive unconstrained chunks.
+
+* `unconstrained`: keep every chunk.
+* `space`: a boundary survives only where the next token on both sides starts with whitespace
+  or is special (word-level chunks).
+* `unbiased`: a boundary survives only where the pair of last tokens has a tokenization bias
+  at most the threshold on both sides (`TokenizationBias`, from `ctd tokenizer-bias`).
+
+Boundaries between rows, around special-token chunks and across a gap (bytes in no chunk) always
+survive, so a merged chunk is still contiguous and covers equal bytes on both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ctd.alignment.bias import TokenizationBias
+from ctd.alignment.token_bytes import TokenBytes
+
+__all__ = ["ChunkTable", "merge_chunks"]
+
+Int64Array = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class ChunkTable:
+    """Chunks of a batch on the global axis (token indices are flat batch positions).
+
+    Shapes: every array (C,).
+    """
+
+    byte_starts: Int64Array
+    byte_ends: Int64Array
+    rows: Int64Array
+    is_special: BoolArray
+    teacher_last_token: Int64Array
+    student_last_token: Int64Array
+
+
+@dataclass(frozen=True)
+class SideTokens:
+    """What the modes need of one side: flat ids, special flags and the vocabulary table.
+
+    Shapes: input_ids, is_special (M,).
+    """
+
+    input_ids: Int64Array
+    is_special: BoolArray
+    table: TokenBytes | None
+
+
+def _next_is_space(last_token: Int64Array, side: SideTokens) -> BoolArray:
+    """Whether the token after each chunk's last token starts with whitespace or is special."""
+    if side.table is None:
+        raise ValueError("mode='space' needs teacher_token_bytes and student_token_bytes")
+    following = np.minimum(last_token + 1, len(side.input_ids) - 1)
+    ids = side.input_ids[following]
+    return np.asarray(side.table.starts_with_whitespace[ids] | side.is_special[following])
+
+
+def merge_chunks(
+    chunks: ChunkTable,
+    mode: str,
+    teacher: SideTokens,
+    student: SideTokens,
+    bias: TokenizationBias | None,
+) -> Int64Array:
+    """Group id of each chunk after merging by `mode` (groups are runs of chunks).
+
+    Shapes: chunks (C,) -> (C,).
+    """
+    num_chunks = len(chunks.byte_starts)
+    if num_chunks == 0 or mode == "unconstrained":
+        return np.arange(num_chunks, dtype=np.int64)
+    forced = (
+        (chunks.rows[1:] != chunks.rows[:-1])
+        | chunks.is_special[1:]
+        | chunks.is_special[:-1]
+        | (chunks.byte_starts[1:] != chunks.byte_ends[:-1])
+    )
+    if mode == "space":
+        keep = _next_is_space(chunks.teacher_last_token[:-1], teacher)
+        keep &= _next_is_space(chunks.student_last_token[:-1], student)
+    elif mode == "unbiased":
+        if bias is None:
+            raise ValueError("mode='unbiased' needs bias=TokenizationBias (ctd tokenizer-bias)")
+        keep = bias.is_unbiased(
+            teacher.input_ids[chunks.teacher_last_token[:-1]],
+            student.input_ids[chunks.student_last_token[:-1]],
+        )
+    else:
+        raise ValueError(f"unknown mode {mode!r}; choose one of unconstrained, space, unbiased")
+    starts_group = np.concatenate([[True], forced | keep])
+    return (np.cumsum(starts_group) - 1).astype(np.int64)
