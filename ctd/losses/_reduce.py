@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ctd.losses._checks import check_same_shape
+from ctd.losses._checks import check_ndim, check_no_nan, check_same_shape, check_shape
 
 
 def scored_token_mask(logprobs: Tensor, mask: Tensor | None, name: str = "mask") -> Tensor:
@@ -34,3 +34,35 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
 def compute_dtype(x: Tensor) -> torch.dtype:
     """Float32 for half-precision inputs, else the input's own floating dtype."""
     return torch.promote_types(x.dtype, torch.float32)
+
+
+def shared_vocab_logprobs(
+    student_logits: Tensor, teacher_logits: Tensor, mask: Tensor | None, temperature: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Validate a same-vocabulary pair; return both log-softmaxes at ``temperature`` and the mask.
+
+    Shapes: student_logits (B, T, V), teacher_logits (B, T, V), mask (B, T) ->
+    (B, T, V), (B, T, V), (B, T) bool (default all positions).
+    """
+    check_ndim("student_logits", student_logits, 3)
+    check_same_shape("teacher_logits", teacher_logits, "student_logits", student_logits)
+    check_no_nan("student_logits", student_logits)
+    check_no_nan("teacher_logits", teacher_logits)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if mask is None:
+        mask = torch.ones(student_logits.shape[:2], dtype=torch.bool, device=student_logits.device)
+    check_shape("mask", mask, student_logits.shape[:2])
+    dtype = compute_dtype(student_logits)
+    student = torch.log_softmax(student_logits.to(dtype) / temperature, dim=-1)  # (B, T, V)
+    teacher = torch.log_softmax(teacher_logits.to(dtype) / temperature, dim=-1)  # (B, T, V)
+    return student, teacher, mask.to(torch.bool)
+
+
+def kl_divergence(p_logprobs: Tensor, q_logprobs: Tensor) -> Tensor:
+    """Per-position KL(p || q) from log-probabilities (0 * log 0 = 0).
+
+    Shapes: (B, T, V), (B, T, V) -> (B, T).
+    """
+    p = p_logprobs.exp()
+    return torch.where(p > 0, p * (p_logprobs - q_logprobs), torch.zeros_like(p)).sum(-1)

@@ -1,0 +1,73 @@
+"""Forward and reverse KL distillation over a shared vocabulary (baselines)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ctd.losses._reduce import kl_divergence, masked_mean, shared_vocab_logprobs
+
+
+def forward_kl_loss(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    mask: Tensor | None = None,
+    *,
+    temperature: float = 1.0,
+) -> Tensor:
+    """Masked mean over positions of KL(p_teacher || p_student).
+
+    Shapes: student_logits (B, T, V), teacher_logits (B, T, V), mask (B, T) -> ().
+    Reference: Hinton et al. 2015, arXiv 1503.02531 (knowledge distillation).
+    """
+    student, teacher, mask = shared_vocab_logprobs(
+        student_logits, teacher_logits, mask, temperature
+    )
+    return masked_mean(kl_divergence(teacher, student), mask)
+
+
+def reverse_kl_loss(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    mask: Tensor | None = None,
+    *,
+    temperature: float = 1.0,
+) -> Tensor:
+    """Masked mean over positions of KL(p_student || p_teacher).
+
+    Shapes: student_logits (B, T, V), teacher_logits (B, T, V), mask (B, T) -> ().
+    Reference: Gu et al. 2024, arXiv 2306.08543 (MiniLLM, reverse KL).
+    """
+    student, teacher, mask = shared_vocab_logprobs(
+        student_logits, teacher_logits, mask, temperature
+    )
+    return masked_mean(kl_divergence(student, teacher), mask)
+
+
+class KLLoss(nn.Module):
+    """Module form of :func:`forward_kl_loss`.
+
+    Shapes: see :func:`forward_kl_loss`.
+    """
+
+    def __init__(self, *, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(
+        self, student_logits: Tensor, teacher_logits: Tensor, mask: Tensor | None = None
+    ) -> Tensor:
+        """Compute :func:`forward_kl_loss`."""
+        return forward_kl_loss(student_logits, teacher_logits, mask, temperature=self.temperature)
+
+
+class ReverseKLLoss(KLLoss):
+    """Module form of :func:`reverse_kl_loss`.
+
+    Shapes: see :func:`reverse_kl_loss`.
+    """
+
+    def forward(
+        self, student_logits: Tensor, teacher_logits: Tensor, mask: Tensor | None = None
+    ) -> Tensor:
+        """Compute :func:`reverse_kl_loss`."""
+        return reverse_kl_loss(student_logits, teacher_logits, mask, temperature=self.temperature)

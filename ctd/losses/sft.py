@@ -1,0 +1,33 @@
+"""SFT: next-token cross-entropy on the main-path log-probs (a baseline and a companion loss)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ctd.losses._checks import check_ndim, check_no_nan
+from ctd.losses._reduce import masked_mean, scored_token_mask
+
+
+def sft_loss(logprobs: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean negative log-likelihood of the scored tokens (``mask``, never position 0).
+
+    Takes :func:`~ctd.losses.token_logprobs` output, so the memory-bounded path serves SFT too.
+
+    Shapes: logprobs (B, T), mask (B, T) -> ().
+    Reference: standard maximum likelihood; tokenkit ``sft`` (Minixhofer et al. 2025, arXiv
+    2503.20083).
+    """
+    check_ndim("logprobs", logprobs, 2)
+    check_no_nan("logprobs", logprobs)
+    return masked_mean(-logprobs, scored_token_mask(logprobs, mask))
+
+
+class SFTLoss(nn.Module):
+    """Module form of :func:`sft_loss`.
+
+    Shapes: see :func:`sft_loss`.
+    """
+
+    def forward(self, logprobs: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Compute :func:`sft_loss`."""
+        return sft_loss(logprobs, mask)

@@ -1,0 +1,145 @@
+"""Memory-bounded ALM and TVD++ vs the naive versions that materialise (B, T, V).
+
+Peak extra memory is measured honestly for torch on CPU: each variant runs in a fresh subprocess
+with ``MALLOC_MMAP_THRESHOLD_=65536`` (large tensors are mmap'd and returned on free, so RSS
+tracks live tensors); after a warm-up step the kernel's peak-RSS counter is reset
+(``/proc/self/clear_refs``) and ``VmHWM - VmRSS`` around one forward + backward is the peak extra
+memory (inputs and parameters excluded, gradients included). Time: naive and chunked alternate in
+one process, median over rounds. With ``--benchmark-disable`` the shapes shrink to a smoke test.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from ctd.losses import alm_loss, token_logprobs_from_hidden, tvdpp_loss, tvdpp_loss_from_hidden
+
+REAL = {"alm": (2, 1024, 576, 128_256), "tvdpp": (2, 1024, 576, 49_152)}
+SMOKE = {"alm": (2, 64, 32, 1024), "tvdpp": (2, 64, 32, 512)}
+
+
+def make_inputs(kind, shape):
+    batch, length, width, vocab = shape
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(batch, length, width, generator=gen).requires_grad_(True)
+    weight = (torch.randn(vocab, width, generator=gen) / width**0.5).requires_grad_(True)
+    if kind == "tvdpp":
+        return hidden, weight, torch.randn(batch, length, vocab, generator=gen) * 2
+    ids = torch.randint(0, vocab, (batch, length), generator=gen)
+    chunk_index = (torch.arange(length) // 2).expand(batch, length).clone()
+    chunk_index[:, 0] = -1
+    teacher = -torch.rand(batch, length, generator=gen) * 5
+    space = -torch.rand(batch, length, generator=gen) * 3
+    space_mask = torch.rand(vocab, generator=gen) < 0.3
+    return hidden, weight, ids, chunk_index, teacher, space, space_mask
+
+
+def step(kind, naive, inputs):
+    if kind == "tvdpp":
+        hidden, weight, target = inputs
+        if naive:
+            loss = tvdpp_loss(hidden @ weight.T, target)
+        else:
+            loss = tvdpp_loss_from_hidden(hidden, weight, target)
+    else:
+        hidden, weight, ids, index, teacher, space, space_mask = inputs
+        if naive:
+            logp = torch.log_softmax(hidden @ weight.T, dim=-1)  # (B, T, V)
+            picked = logp[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)
+            student = torch.nn.functional.pad(picked, (1, 0))
+            student_space = torch.logsumexp(logp.masked_fill(~space_mask, float("-inf")), -1)
+        else:
+            out = token_logprobs_from_hidden(hidden, weight, ids, space_token_mask=space_mask)
+            student, student_space = out.logprobs, out.space_logprobs
+        loss = alm_loss(
+            teacher, student, index, index, teacher_space_logprobs=space,
+            student_space_logprobs=student_space, append_space=True,
+        )  # fmt: skip
+    loss.backward()
+    return loss.detach()
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def measure_peak_extra_mib(kind, naive, shape):
+    """Entry point of the subprocess: print the peak extra RSS of one step in MiB."""
+    inputs = make_inputs(kind, shape)
+    step(kind, naive, inputs)  # warm-up
+    for tensor in inputs[:2]:
+        tensor.grad = None
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # reset VmHWM to the current RSS
+    before = _status_kib("VmRSS")
+    step(kind, naive, inputs)
+    print(json.dumps((_status_kib("VmHWM") - before) / 1024))
+
+
+def peak_extra_mib(kind, naive, shape):
+    code = (
+        "import sys; sys.path.insert(0, 'tests/benchmarks'); import test_losses_bench as b; "
+        f"b.measure_peak_extra_mib({kind!r}, {naive}, {shape})"
+    )
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def median_seconds(kind, shape, rounds):
+    inputs = make_inputs(kind, shape)
+    times = {True: [], False: []}
+    for _ in range(rounds):
+        for naive in (True, False):
+            for tensor in inputs[:2]:
+                tensor.grad = None
+            start = time.perf_counter()
+            step(kind, naive, inputs)
+            times[naive].append(time.perf_counter() - start)
+    return statistics.median(times[True]), statistics.median(times[False])
+
+
+@pytest.mark.benchmark
+@pytest.mark.parametrize("kind", ["alm", "tvdpp"])
+def test_memory_bounded_vs_naive(benchmark, kind):
+    enabled = not benchmark.disabled
+    shape = REAL[kind] if enabled else SMOKE[kind]
+    inputs = make_inputs(kind, shape)
+    naive_loss = step(kind, True, inputs)
+    naive_grads = [t.grad.clone() for t in inputs[:2]]
+    for tensor in inputs[:2]:
+        tensor.grad = None
+    chunked_loss = benchmark.pedantic(step, args=(kind, False, inputs), rounds=1, iterations=1)
+    torch.testing.assert_close(chunked_loss, naive_loss, rtol=1e-4, atol=1e-5)
+    for tensor, grad in zip(inputs[:2], naive_grads, strict=True):
+        torch.testing.assert_close(tensor.grad, grad, rtol=1e-3, atol=1e-6)
+    if not enabled:
+        return
+    del inputs, naive_grads
+    naive_mib, chunked_mib = (peak_extra_mib(kind, naive, shape) for naive in (True, False))
+    naive_s, chunked_s = median_seconds(kind, shape, rounds=3)
+    figures = {
+        "shape (B, T, d, V)": shape,
+        "naive peak extra MiB": round(naive_mib),
+        "chunked peak extra MiB": round(chunked_mib),
+        "memory ratio": round(chunked_mib / naive_mib, 3),
+        "naive s": round(naive_s, 2),
+        "chunked s": round(chunked_s, 2),
+        "time ratio": round(chunked_s / naive_s, 3),
+    }
+    benchmark.extra_info.update(figures)
+    print(kind, figures)
+    assert chunked_mib <= 0.10 * naive_mib
+    assert chunked_s <= 1.3 * naive_s
