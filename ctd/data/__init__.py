@@ -3,9 +3,11 @@
 * `read_examples`: stream texts and chats from one file (long texts split by bytes).
 * `DocumentStream`: an IterableDataset over files, seeded shuffling, sharded over ranks/workers.
 * `CrossTokenizerDataModule`: files -> `ctd.alignment.CrossTokenizerBatch` DataLoaders.
+* `suggest_max_document_bytes`: a document byte budget that fits both tokenizers' contexts.
 * `demo_corpus_paths`: the bundled public-domain demo corpus (train, held out).
 """
 
+from ctd.data.budget import suggest_max_document_bytes
 from ctd.data.datamodule import CrossTokenizerDataModule, EpochDataLoader
 from ctd.data.datasets import DocumentStream
 from ctd.data.demo import demo_corpus_paths
@@ -20,4 +22,5 @@ __all__ = [
     "demo_corpus_paths",
     "read_examples",
     "split_text",
+    "suggest_max_document_bytes",
 ]

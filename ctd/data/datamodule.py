@@ -113,7 +113,7 @@ class CrossTokenizerDataModule(L.LightningDataModule):
             student_tokenizer: The student's tokenizer.
             **collator_kwargs: More `CrossTokenizerCollator` arguments, such as `mode`.
         """
-        from ctd.alignment import CrossTokenizerCollator  # type: ignore[attr-defined]
+        from ctd.alignment import CrossTokenizerCollator
 
         self.collator = CrossTokenizerCollator(
             teacher_tokenizer,

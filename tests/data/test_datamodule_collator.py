@@ -7,7 +7,12 @@ import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from ctd.data import CrossTokenizerDataModule, demo_corpus_paths, read_examples
+from ctd.data import (
+    CrossTokenizerDataModule,
+    demo_corpus_paths,
+    read_examples,
+    suggest_max_document_bytes,
+)
 from ctd.metrics import BitsPerByte, joint_valid_chunk_mask
 
 alignment = pytest.importorskip("ctd.alignment")
@@ -60,23 +65,33 @@ def test_batches_from_text_and_jsonl(
         assert (batch.num_chunks > 0).all()
 
 
+@pytest.mark.parametrize("use_suggestion", [False, True])
 def test_demo_corpus_split_loses_little_to_truncation(
-    tokenizers_pair: tuple[Tokenizer, Tokenizer],
+    tokenizers_pair: tuple[Tokenizer, Tokenizer], use_suggestion: bool
 ) -> None:
     _, held_out = demo_corpus_paths()
     max_length = 128
+    sample = [str(doc) for doc in read_examples(held_out, max_document_bytes=1 << 20)][:100]
+    max_document_bytes = (
+        suggest_max_document_bytes(
+            *tokenizers_pair, sample, max_teacher_length=max_length, max_student_length=max_length
+        )
+        if use_suggestion
+        else 2 * max_length  # too much for tokenizers with 1.2 bytes per token
+    )
     data = CrossTokenizerDataModule(
         [held_out],
         [held_out],
-        batch_size=16,
+        batch_size=32,
         max_teacher_length=max_length,
         max_student_length=max_length,
-        max_document_bytes=2 * max_length,  # tiny tokenizers: about 2.5 bytes per token
+        max_document_bytes=max_document_bytes,
     )
     data.connect(*tokenizers_pair)
     data.setup("validate")
     text_bytes = sum(
-        len(str(doc).encode()) for doc in read_examples(held_out, max_document_bytes=256)
+        len(str(doc).encode())
+        for doc in read_examples(held_out, max_document_bytes=max_document_bytes)
     )
     chunk_bytes = 0
     metric = BitsPerByte()
@@ -87,5 +102,37 @@ def test_demo_corpus_split_loses_little_to_truncation(
         )
         uniform = torch.full(batch.student_input_ids.shape, -2.0)
         metric.update(uniform, batch.student_chunk_index, batch.chunk_num_bytes, None, mask)
-    assert chunk_bytes / text_bytes > 0.9
+    coverage = chunk_bytes / text_bytes
+    assert coverage > 0.97 if use_suggestion else coverage < 0.8
     assert 0 < metric.compute().item() < 3.0
+
+
+def test_chat_jsonl_gives_assistant_loss_masks(
+    tmp_path: Path, tokenizers_pair: tuple[Tokenizer, Tokenizer]
+) -> None:
+    from transformers import PreTrainedTokenizerFast
+
+    template = (
+        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|endoftext|>{% endfor %}"
+    )
+    teacher, student = (
+        PreTrainedTokenizerFast(
+            tokenizer_object=tokenizer, eos_token="<|endoftext|>", chat_template=template
+        )
+        for tokenizer in tokenizers_pair
+    )
+    chat = [
+        {"role": "user", "content": "Hello?"},
+        {"role": "assistant", "content": "And God said, Let there be light."},
+    ]
+    path = tmp_path / "chat.jsonl"
+    path.write_text("\n".join(json.dumps({"messages": chat}) for _ in range(4)) + "\n")
+    data = CrossTokenizerDataModule(
+        [path], batch_size=2, max_teacher_length=64, max_student_length=64
+    )
+    data.connect(teacher, student)
+    data.setup("fit")
+    for batch in data.train_dataloader():
+        assert batch.teacher_loss_mask.any(dim=1).all()
+        assert batch.student_loss_mask.any(dim=1).all()
+        assert not batch.student_loss_mask.all()  # the user turn does not count
