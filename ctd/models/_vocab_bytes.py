@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from transformers import PreTrainedTokenizerFast
 
+from ctd.alignment.token_bytes import bytes_to_unicode
+
 VocabKind = Literal["byte_level", "sentencepiece", "plain"]
 _BYTE_FALLBACK = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 _SPACE_MARK = "\u2581"  # ▁
@@ -22,20 +24,8 @@ _SPACE_MARK = "\u2581"  # ▁
 
 @lru_cache(maxsize=1)
 def byte_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible map from each byte value to a printable character."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    chars = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return {byte: chr(char) for byte, char in zip(printable, chars, strict=True)}
+    """GPT-2's reversible map from each byte value to a printable character (cached)."""
+    return bytes_to_unicode()
 
 
 @lru_cache(maxsize=1)
