@@ -5,20 +5,25 @@ numpy + tokenizers only; torch is imported by `collate` (the collator) alone, ne
 
 from ctd.alignment.align import MODES, BatchAlignment, ChunkAlignment, align, align_batch
 from ctd.alignment.bias import TokenizationBias, token_bias
+from ctd.alignment.collate import CrossTokenizerBatch, CrossTokenizerCollator
 from ctd.alignment.encode import encode, encode_batch, template_special_ids
 from ctd.alignment.ragged import TokenizedBatch, TokenizedText
+from ctd.alignment.stats import alignment_statistics
 from ctd.alignment.token_bytes import TokenBytes, token_bytes
 
 __all__ = [
     "MODES",
     "BatchAlignment",
     "ChunkAlignment",
+    "CrossTokenizerBatch",
+    "CrossTokenizerCollator",
     "TokenBytes",
     "TokenizationBias",
     "TokenizedBatch",
     "TokenizedText",
     "align",
     "align_batch",
+    "alignment_statistics",
     "encode",
     "encode_batch",
     "template_special_ids",

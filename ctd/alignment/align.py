@@ -109,22 +109,59 @@ def _global_positions(batch: TokenizedBatch, row_base: Int64Array) -> tuple[Int6
     return batch.byte_starts + shift, batch.byte_ends + shift
 
 
-def _side_boundaries(starts: Int64Array, ends: Int64Array, zero_special: BoolArray) -> Int64Array:
+def _side_boundaries(
+    starts: Int64Array, ends: Int64Array, zero_special: BoolArray
+) -> tuple[Int64Array, Int64Array | None]:
+    """Sorted unique token boundaries of one side, and where each kept token's start is in them.
+
+    Tokens come in text order, so start_0, end_0, start_1, end_1, ... is already sorted; only
+    duplicates need removing (no sort, no hashing). Shapes: (M,) -> (N,), (kept M,) or None
+    when spans are out of order (then the general `np.unique` path is taken).
+    """
     keep = ~zero_special
-    return np.unique(np.concatenate([starts[keep], ends[keep]]))
+    interleaved = np.stack([starts[keep], ends[keep]], axis=1).ravel()
+    if len(interleaved) and np.any(interleaved[1:] < interleaved[:-1]):
+        return np.unique(interleaved), None
+    first = np.ones(len(interleaved), dtype=np.bool_)
+    first[1:] = interleaved[1:] != interleaved[:-1]
+    slot = np.cumsum(first) - 1
+    return interleaved[first], slot[0::2]
+
+
+def _interval_index(
+    common: Int64Array,
+    boundaries: Int64Array,
+    start_slots: Int64Array | None,
+    common_slots: Int64Array,
+    starts: Int64Array,
+    keep: BoolArray,
+) -> Int64Array:
+    """Candidate interval of each token (-1 for tokens not kept or outside). Shapes: (M,).
+
+    With `start_slots` (each kept token's start as an index into `boundaries`), the interval is
+    a running count of common boundaries: O(M), no binary search.
+    """
+    num_intervals = max(len(common) - 1, 0)
+    if start_slots is None:
+        index = np.searchsorted(common, starts, "right") - 1
+    else:
+        is_common = np.zeros(len(boundaries), dtype=np.int64)
+        is_common[common_slots] = 1
+        index = np.full(len(starts), -1, dtype=np.int64)
+        index[keep] = np.cumsum(is_common)[start_slots] - 1
+    inside = keep & (index >= 0) & (index < num_intervals)
+    return np.where(inside, index, -1)
 
 
 def _interval_stats(
-    common: Int64Array, starts: Int64Array, ends: Int64Array, special: BoolArray, keep: BoolArray
-) -> tuple[Int64Array, BoolArray, BoolArray, BoolArray]:
-    """Interval of each token and, per interval, (covered exactly, has text, has special).
+    common: Int64Array, index: Int64Array, starts: Int64Array, ends: Int64Array, special: BoolArray
+) -> tuple[BoolArray, BoolArray, BoolArray]:
+    """Per candidate interval: (covered exactly, has text, has special).
 
-    Shapes: common (K + 1,); token arrays (M,) -> (M,), (K,), (K,), (K,).
+    Shapes: common (K + 1,); index, starts, ends, special (M,) -> (K,), (K,), (K,).
     """
     num_intervals = max(len(common) - 1, 0)
-    index = np.searchsorted(common, starts, "right") - 1
-    inside = keep & (index >= 0) & (index < num_intervals)
-    index = np.where(inside, index, -1)
+    inside = index >= 0
     widths = ends - starts
     upper = common[np.minimum(index + 1, len(common) - 1)] if len(common) else ends
     overflow = inside & (ends > upper)
@@ -134,7 +171,7 @@ def _interval_stats(
     bad = np.bincount(index[overflow], minlength=num_intervals) > 0
     has_text = np.bincount(valid_index, weights=~special[inside], minlength=num_intervals) > 0
     has_special = np.bincount(valid_index, weights=special[inside], minlength=num_intervals) > 0
-    return index, (covered == lengths) & ~bad, has_text, has_special
+    return (covered == lengths) & ~bad, has_text, has_special
 
 
 def _first_last(chunk_index: Int64Array, num_chunks: int) -> tuple[Int64Array, Int64Array, bool]:
@@ -144,14 +181,16 @@ def _first_last(chunk_index: Int64Array, num_chunks: int) -> tuple[Int64Array, I
     """
     positions = np.flatnonzero(chunk_index >= 0)
     ids = chunk_index[positions]
-    if len(ids) and np.any(np.diff(ids) < 0):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), False
-    wanted = np.arange(num_chunks)
-    lo, hi = np.searchsorted(ids, wanted, "left"), np.searchsorted(ids, wanted, "right")
-    if np.any(hi <= lo):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), False
-    first, last = positions[lo], positions[hi - 1]
-    return first, last, bool(np.all(last - first + 1 == hi - lo))
+    empty = np.zeros(0, np.int64)
+    if len(ids) == 0:
+        return empty, empty, num_chunks == 0
+    change = np.flatnonzero(ids[1:] != ids[:-1])
+    first_slot = np.concatenate([[0], change + 1])
+    last_slot = np.concatenate([change, [len(ids) - 1]])
+    if len(first_slot) != num_chunks or np.any(ids[first_slot] != np.arange(num_chunks)):
+        return empty, empty, False  # a chunk is missing, repeated or out of order
+    first, last = positions[first_slot], positions[last_slot]
+    return first, last, bool(np.all(last - first == last_slot - first_slot))
 
 
 def _token_chunks(
@@ -213,17 +252,15 @@ def align_batch(
     s_starts, s_ends = _global_positions(student, row_base)
     t_zero = teacher.is_special & (t_ends == t_starts)
     s_zero = student.is_special & (s_ends == s_starts)
-    common = np.intersect1d(
-        _side_boundaries(t_starts, t_ends, t_zero),
-        _side_boundaries(s_starts, s_ends, s_zero),
-        assume_unique=True,
+    t_bounds, t_slots = _side_boundaries(t_starts, t_ends, t_zero)
+    s_bounds, s_slots = _side_boundaries(s_starts, s_ends, s_zero)
+    common, t_common, s_common = np.intersect1d(
+        t_bounds, s_bounds, assume_unique=True, return_indices=True
     )
-    t_index, t_cov, t_text, t_spec = _interval_stats(
-        common, t_starts, t_ends, teacher.is_special, ~t_zero
-    )
-    s_index, s_cov, s_text, s_spec = _interval_stats(
-        common, s_starts, s_ends, student.is_special, ~s_zero
-    )
+    t_index = _interval_index(common, t_bounds, t_slots, t_common, t_starts, ~t_zero)
+    s_index = _interval_index(common, s_bounds, s_slots, s_common, s_starts, ~s_zero)
+    t_cov, t_text, t_spec = _interval_stats(common, t_index, t_starts, t_ends, teacher.is_special)
+    s_cov, s_text, s_spec = _interval_stats(common, s_index, s_starts, s_ends, student.is_special)
     valid = (
         t_cov
         & s_cov

@@ -110,6 +110,37 @@ def _fast_rows(
     return ok, np.where(has_prefix, 1, 0).astype(np.int64)
 
 
+def rust_encode_batch(rust: Tokenizer, texts: list[str]) -> list[list[int]]:
+    """The tokenizer's own Rust `encode_batch` (no template, no padding): ids per text."""
+    with _plain(rust):
+        encodings = rust.encode_batch(texts, add_special_tokens=False)
+    return [encoding.ids for encoding in encodings]
+
+
+def _spelled_rows(
+    id_lists: list[list[int]],
+    flat_ids: Int64Array,
+    row_token_starts: Int64Array,
+    cum: Int64Array,
+    text_bytes: list[bytes],
+    table: TokenBytes,
+) -> tuple[npt.NDArray[np.bool_], Int64Array]:
+    """`_fast_rows`, with a one-comparison shortcut when the whole batch is spelled exactly.
+
+    Shapes: flat_ids, cum (M,); row_token_starts (R + 1,) -> ok (R,), prefix_len (R,).
+    """
+    ends = np.concatenate([[0], cum])[row_token_starts]
+    stream_row_len = ends[1:] - ends[:-1]
+    text_len = np.fromiter(map(len, text_bytes), dtype=np.int64, count=len(text_bytes))
+    prefix = (stream_row_len - text_len == 1) & table.prepends_space
+    if np.all((stream_row_len == text_len) | prefix):
+        stream = b"".join(map(table.bytes_of.__getitem__, chain.from_iterable(id_lists)))
+        pieces = [b" " + data if p else data for data, p in zip(text_bytes, prefix, strict=True)]
+        if stream == b"".join(pieces):
+            return np.ones(len(text_bytes), dtype=np.bool_), prefix.astype(np.int64)
+    return _fast_rows(flat_ids, row_token_starts, text_bytes, table)
+
+
 def _utf8(texts: list[str]) -> list[bytes]:
     encoded: list[bytes] = []
     for index, text in enumerate(texts):
@@ -127,19 +158,19 @@ def _body_spans(
 
     Shapes: (M,), (M,), (M,), (R,).
     """
-    with _plain(rust):
-        encodings = rust.encode_batch(texts, add_special_tokens=False)
-    id_lists = [encoding.ids for encoding in encodings]
+    id_lists = rust_encode_batch(rust, texts)
     counts = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
     flat_ids = np.fromiter(chain.from_iterable(id_lists), dtype=np.int64, count=int(counts.sum()))
     row_token_starts = row_offsets(counts)
-    token_rows = np.repeat(np.arange(len(texts), dtype=np.int64), counts)
-    ok, prefix_len = _fast_rows(flat_ids, row_token_starts, text_bytes, table)
     lengths = table.byte_lengths[flat_ids]
     cum = np.cumsum(lengths)
+    ok, prefix_len = _spelled_rows(id_lists, flat_ids, row_token_starts, cum, text_bytes, table)
     row_base = np.concatenate([[0], cum])[row_token_starts[:-1]] + prefix_len
-    byte_ends = np.maximum(cum - row_base[token_rows], 0)
-    byte_starts = np.maximum(cum - lengths - row_base[token_rows], 0)
+    byte_ends = cum - np.repeat(row_base, counts)
+    byte_starts = byte_ends - lengths
+    if prefix_len.any():
+        np.maximum(byte_ends, 0, out=byte_ends)
+        np.maximum(byte_starts, 0, out=byte_starts)
     normalizer = rust.normalizer
     normalize = normalizer.normalize_str if normalizer is not None else (lambda text: text)
     has_prepend = bool(table.metaspace) and normalize("x").startswith(str(table.metaspace))
@@ -148,7 +179,7 @@ def _body_spans(
         byte_starts[start:stop], byte_ends[start:stop] = normalized_byte_spans(
             texts[row], flat_ids[start:stop], table, normalize, has_prepend
         )
-    return flat_ids, byte_starts.astype(np.int64), byte_ends.astype(np.int64), counts
+    return flat_ids, byte_starts, byte_ends, counts
 
 
 def encode_batch(

@@ -1,0 +1,213 @@
+"""Collation of text or chat examples into padded torch tensors for the losses.
+
+The only module of ctd.alignment that imports torch. Chunk membership is sparse: one chunk
+index per token (B, T), never a dense (B, T, C) matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import Tensor
+
+from ctd.alignment.align import MODES, BatchAlignment, align_batch
+from ctd.alignment.bias import TokenizationBias
+from ctd.alignment.chat import encode_chat, is_chat
+from ctd.alignment.encode import encode_batch
+from ctd.alignment.ragged import TokenizedBatch
+from ctd.alignment.token_bytes import token_bytes
+
+__all__ = ["CrossTokenizerBatch", "CrossTokenizerCollator", "pad_rows"]
+
+
+@dataclass
+class CrossTokenizerBatch:
+    """A right-padded teacher/student batch with chunk indices.
+
+    Shapes: teacher_* (B, Tt); student_* (B, Ts); num_chunks (B,); chunk_num_bytes and
+    *_chunk_last_token (B, Cmax).
+
+    Attributes:
+        teacher_input_ids: token ids, padded with the pad id.
+        teacher_attention_mask: 1 on real tokens.
+        teacher_loss_mask: tokens whose likelihood counts (text; for chat, assistant content).
+        teacher_chunk_index: chunk of each token, -1 = padding or in no chunk.
+        student_input_ids: as teacher_input_ids.
+        student_attention_mask: as teacher_attention_mask.
+        student_loss_mask: as teacher_loss_mask.
+        student_chunk_index: as teacher_chunk_index.
+        num_chunks: chunks per row.
+        chunk_num_bytes: bytes per chunk, 0 for padding chunks (and zero-width special chunks).
+        teacher_chunk_last_token: last teacher token of each chunk, -1 for padding chunks.
+        student_chunk_last_token: last student token of each chunk, -1 for padding chunks.
+    """
+
+    teacher_input_ids: Tensor
+    teacher_attention_mask: Tensor
+    teacher_loss_mask: Tensor
+    teacher_chunk_index: Tensor
+    student_input_ids: Tensor
+    student_attention_mask: Tensor
+    student_loss_mask: Tensor
+    student_chunk_index: Tensor
+    num_chunks: Tensor
+    chunk_num_bytes: Tensor
+    teacher_chunk_last_token: Tensor
+    student_chunk_last_token: Tensor
+
+    def to(self, device: torch.device | str) -> CrossTokenizerBatch:
+        """A copy with every tensor on `device`."""
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)}
+        return CrossTokenizerBatch(**moved)
+
+
+def pad_rows(
+    values: npt.NDArray[Any], row_starts: npt.NDArray[np.int64], fill: int | bool, width: int = 0
+) -> npt.NDArray[Any]:
+    """Scatter a flat ragged array into a right-padded (R, max(width, longest row)) matrix.
+
+    Shapes: values (M,), row_starts (R + 1,) -> (R, W).
+    """
+    lengths = np.diff(row_starts)
+    num_cols = max(int(lengths.max(initial=0)), width)
+    valid = np.arange(num_cols)[None, :] < lengths[:, None]  # (R, W)
+    out = np.full((len(lengths), num_cols), fill, dtype=values.dtype)
+    out[valid] = values  # row-major order of `valid` is the flat order of `values`
+    return out
+
+
+def _pad_id(tokenizer: object) -> int:
+    for name in ("pad_token_id", "eos_token_id"):
+        value = getattr(tokenizer, name, None)
+        if isinstance(value, int):
+            return value
+    return 0
+
+
+class CrossTokenizerCollator:
+    """Examples (str, {"text"}, or {"messages"}) -> `CrossTokenizerBatch` for the losses.
+
+    Args:
+        teacher_tokenizer: the teacher's fast tokenizer (a transformers one for chat data).
+        student_tokenizer: the student's fast tokenizer.
+        max_teacher_length: truncate teacher tokens to this many.
+        max_student_length: truncate student tokens to this many; the trailing partial chunk
+            of a truncated pair is dropped.
+        mode: "unconstrained", "space" or "unbiased".
+        bias: `TokenizationBias` or a path to its .npz (mode="unbiased").
+        pair_specials: zero-width specials at the same position on both sides form a chunk.
+        add_special_tokens: add each tokenizer's BOS/EOS template to plain texts.
+        loss_roles: chat roles whose content counts in the loss masks.
+    """
+
+    def __init__(
+        self,
+        teacher_tokenizer: object,
+        student_tokenizer: object,
+        *,
+        max_teacher_length: int,
+        max_student_length: int,
+        mode: str = "unconstrained",
+        bias: TokenizationBias | str | Path | None = None,
+        pair_specials: bool = True,
+        add_special_tokens: bool = True,
+        loss_roles: Sequence[str] = ("assistant",),
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        if mode == "unbiased" and bias is None:
+            raise ValueError("mode='unbiased' needs bias (see `ctd tokenizer-bias`)")
+        self.teacher_tokenizer = teacher_tokenizer
+        self.student_tokenizer = student_tokenizer
+        self.max_teacher_length = max_teacher_length
+        self.max_student_length = max_student_length
+        self.mode = mode
+        self.bias = TokenizationBias.load(bias) if isinstance(bias, (str, Path)) else bias
+        self.pair_specials = pair_specials
+        self.add_special_tokens = add_special_tokens
+        self.loss_roles = set(loss_roles)
+        self.teacher_token_bytes = token_bytes(teacher_tokenizer)
+        self.student_token_bytes = token_bytes(student_tokenizer)
+        self.teacher_pad_id = _pad_id(teacher_tokenizer)
+        self.student_pad_id = _pad_id(student_tokenizer)
+
+    def _encode(self, tokenizer: object, examples: list[Any]) -> tuple[TokenizedBatch, Any]:
+        if all(is_chat(example) for example in examples) and examples:
+            conversations = [example["messages"] for example in examples]
+            return encode_chat(tokenizer, conversations, loss_roles=self.loss_roles)
+        if any(is_chat(example) for example in examples):
+            raise ValueError("a batch mixes chat and plain-text examples")
+        texts = [example["text"] if isinstance(example, dict) else example for example in examples]
+        batch = encode_batch(tokenizer, texts, add_special_tokens=self.add_special_tokens)
+        return batch, ~batch.is_special
+
+    def __call__(self, examples: list[Any]) -> CrossTokenizerBatch:
+        """Tokenize, align, truncate and pad a list of examples."""
+        if not isinstance(examples, list):
+            raise TypeError(f"examples must be a list, got {type(examples).__name__}")
+        teacher, teacher_loss = self._encode(self.teacher_tokenizer, examples)
+        student, student_loss = self._encode(self.student_tokenizer, examples)
+        teacher_keep = _keep_mask(teacher, self.max_teacher_length)
+        student_keep = _keep_mask(student, self.max_student_length)
+        teacher, student = (
+            teacher.truncate(self.max_teacher_length),
+            student.truncate(self.max_student_length),
+        )
+        alignment = align_batch(
+            teacher,
+            student,
+            mode=self.mode,
+            teacher_token_bytes=self.teacher_token_bytes,
+            student_token_bytes=self.student_token_bytes,
+            bias=self.bias,
+            pair_specials=self.pair_specials,
+        )
+        return _to_tensors(
+            teacher,
+            student,
+            teacher_loss[teacher_keep],
+            student_loss[student_keep],
+            alignment,
+            (self.teacher_pad_id, self.student_pad_id),
+        )
+
+
+def _keep_mask(batch: TokenizedBatch, max_length: int) -> npt.NDArray[np.bool_]:
+    """Tokens that survive truncation to `max_length`. Shapes: (M,)."""
+    position = np.arange(len(batch.input_ids)) - batch.row_starts[batch.token_rows]
+    return np.asarray(position < max_length)
+
+
+def _to_tensors(
+    teacher: TokenizedBatch,
+    student: TokenizedBatch,
+    teacher_loss: npt.NDArray[np.bool_],
+    student_loss: npt.NDArray[np.bool_],
+    alignment: BatchAlignment,
+    pad_ids: tuple[int, int],
+) -> CrossTokenizerBatch:
+    """Pad everything into tensors. Shapes: see `CrossTokenizerBatch`."""
+    sides = {}
+    for name, side, loss, chunk_index, pad_id in (
+        ("teacher", teacher, teacher_loss, alignment.teacher_chunk_index, pad_ids[0]),
+        ("student", student, student_loss, alignment.student_chunk_index, pad_ids[1]),
+    ):
+        ones = np.ones(len(side.input_ids), dtype=np.int64)
+        sides[f"{name}_input_ids"] = pad_rows(side.input_ids, side.row_starts, pad_id)
+        sides[f"{name}_attention_mask"] = pad_rows(ones, side.row_starts, 0)
+        sides[f"{name}_loss_mask"] = pad_rows(loss, side.row_starts, False)
+        sides[f"{name}_chunk_index"] = pad_rows(chunk_index, side.row_starts, -1)
+    chunk_rows = alignment.chunk_row_starts
+    num_bytes = alignment.chunk_byte_ends - alignment.chunk_byte_starts
+    sides["num_chunks"] = alignment.num_chunks
+    sides["chunk_num_bytes"] = pad_rows(num_bytes, chunk_rows, 0)
+    sides["teacher_chunk_last_token"] = pad_rows(alignment.teacher_chunk_last_token, chunk_rows, -1)
+    sides["student_chunk_last_token"] = pad_rows(alignment.student_chunk_last_token, chunk_rows, -1)
+    tensors = {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in sides.items()}
+    return CrossTokenizerBatch(**tensors)

@@ -1,0 +1,164 @@
+import numpy as np
+import pytest
+import torch
+from conftest import SHARED, load_fixture_tokenizer, trained_tokenizer
+
+from ctd.alignment import (
+    CrossTokenizerBatch,
+    CrossTokenizerCollator,
+    TokenizationBias,
+    alignment_statistics,
+    encode,
+)
+
+
+def make(max_teacher: int = 64, max_student: int = 64, **kwargs) -> CrossTokenizerCollator:
+    return CrossTokenizerCollator(
+        load_fixture_tokenizer("gpt2"),
+        load_fixture_tokenizer("mistral-v3-spm"),
+        max_teacher_length=max_teacher,
+        max_student_length=max_student,
+        **kwargs,
+    )
+
+
+def test_shapes_and_padding() -> None:
+    batch = make()(["Hello world", {"text": " a longer text, with 🤗 and café"}])
+    assert isinstance(batch, CrossTokenizerBatch)
+    b, tt = batch.teacher_input_ids.shape
+    assert b == 2
+    assert batch.teacher_chunk_index.shape == (2, tt)
+    assert batch.chunk_num_bytes.shape == (2, int(batch.num_chunks.max()))
+    assert batch.teacher_input_ids.dtype == torch.long
+    assert batch.teacher_loss_mask.dtype == torch.bool
+    padded = batch.teacher_attention_mask == 0
+    assert (batch.teacher_chunk_index[padded] == -1).all()
+    assert not batch.teacher_loss_mask[padded].any()
+    # chunk bytes sum to the text bytes of each row (no truncation here)
+    assert batch.chunk_num_bytes.sum(1).tolist() == [
+        11,
+        len(" a longer text, with 🤗 and café".encode()),
+    ]
+    assert batch.to("cpu").num_chunks.tolist() == batch.num_chunks.tolist()
+
+
+def test_chunk_index_matches_per_text_alignment() -> None:
+    texts = ["The quick brown fox", " jumps over 12345 dogs!"]
+    batch = make()(texts)
+    teacher = encode(load_fixture_tokenizer("gpt2"), texts)
+    for row, tokens in enumerate(teacher):
+        assert batch.teacher_input_ids[row, : len(tokens)].tolist() == tokens.input_ids.tolist()
+        last = batch.teacher_chunk_last_token[row, : int(batch.num_chunks[row])]
+        index = batch.teacher_chunk_index[row]
+        for chunk, token in enumerate(last.tolist()):
+            assert index[token] == chunk
+            assert token + 1 >= len(index) or index[token + 1] != chunk
+
+
+def test_truncation_drops_trailing_partial_chunk() -> None:
+    text = "internationalization of everything"
+    full = make()([text])
+    cut = make(max_teacher=3)([text])
+    assert cut.teacher_input_ids.shape[1] == 3
+    assert int(cut.num_chunks[0]) < int(full.num_chunks[0])
+    covered = int(cut.chunk_num_bytes[0].sum())
+    assert covered <= len(text)
+    kept = cut.student_chunk_index[0][cut.student_chunk_index[0] >= 0]
+    assert kept.max() == cut.num_chunks[0] - 1
+
+
+def test_statistics() -> None:
+    stats = alignment_statistics(make()(["Hello world", "abc def"]))
+    assert set(stats) == {
+        "align/chunks_per_row",
+        "align/bytes_per_chunk",
+        "align/teacher_tokens_in_chunks",
+        "align/student_tokens_in_chunks",
+    }
+    assert 0 < stats["align/teacher_tokens_in_chunks"] <= 1
+
+
+def test_modes_in_collator(tmp_path) -> None:
+    space = make(mode="space")(["Hello wonderful world"])
+    assert space.num_chunks.tolist()[0] <= make()(["Hello wonderful world"]).num_chunks.tolist()[0]
+    path = tmp_path / "bias.npz"
+    TokenizationBias(np.ones(50257), np.ones(32768), 0.1).save(path)
+    merged = make(mode="unbiased", bias=str(path))(["Hello wonderful world"])
+    assert merged.num_chunks.tolist() == [1]  # every boundary biased: one chunk (no BOS pair)
+    with pytest.raises(ValueError, match="bias"):
+        make(mode="unbiased")
+
+
+def test_bad_examples() -> None:
+    with pytest.raises(TypeError):
+        make()("not a list")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        make()([None])
+    with pytest.raises(ValueError, match="mixes"):
+        make()(["a", {"messages": [{"role": "user", "content": "a"}]}])
+
+
+def test_chat_roles_and_assistant_mask() -> None:
+    transformers = pytest.importorskip("transformers")
+    teacher = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=load_fixture_tokenizer("smollm2")
+    )
+    teacher.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}"
+    )
+    student = transformers.PreTrainedTokenizerFast(tokenizer_object=load_fixture_tokenizer("phi3"))
+    student.chat_template = (
+        "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+    )
+    collator = CrossTokenizerCollator(
+        teacher, student, max_teacher_length=128, max_student_length=128
+    )
+    messages = [
+        {"role": "user", "content": "What is 2 + 2?"},
+        {"role": "assistant", "content": "It is 4, of course."},
+    ]
+    batch = collator([{"messages": messages}])
+    assert int(batch.chunk_num_bytes[0].sum()) <= len("What is 2 + 2?It is 4, of course.")
+    for side in ("teacher", "student"):
+        ids = getattr(batch, f"{side}_input_ids")[0]
+        mask = getattr(batch, f"{side}_loss_mask")[0]
+        tok = teacher if side == "teacher" else student
+        assert tok.decode(ids[mask].tolist()).strip() == "It is 4, of course."
+    # the assistant's content is chunked: its bytes are covered by chunks on both sides
+    assert (batch.teacher_chunk_index[0][batch.teacher_loss_mask[0]] >= 0).all()
+    assert (batch.student_chunk_index[0][batch.student_loss_mask[0]] >= 0).all()
+
+
+def test_chat_needs_a_template() -> None:
+    collator = CrossTokenizerCollator(
+        trained_tokenizer("byte_bpe"),
+        trained_tokenizer("spm_bpe"),
+        max_teacher_length=8,
+        max_student_length=8,
+    )
+    with pytest.raises(TypeError, match="chat template"):
+        collator([{"messages": [{"role": "user", "content": "hi"}]}])
+
+
+def test_chat_with_real_templates() -> None:
+    transformers = pytest.importorskip("transformers")
+    folder = SHARED / "assets" / "tokenizers" / "qwen2.5"
+    if not folder.exists():
+        pytest.skip("../shared absent: no real chat template")
+    teacher = transformers.AutoTokenizer.from_pretrained(str(folder))
+    student = transformers.PreTrainedTokenizerFast(tokenizer_object=load_fixture_tokenizer("phi3"))
+    student.chat_template = (
+        "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+    )
+    collator = CrossTokenizerCollator(
+        teacher, student, max_teacher_length=256, max_student_length=256
+    )
+    messages = [
+        {"role": "user", "content": "Name a colour."},
+        {"role": "assistant", "content": "Blue, like the sky."},
+    ]
+    batch = collator([{"messages": messages}])
+    ids = batch.teacher_input_ids[0][batch.teacher_loss_mask[0]].tolist()
+    assert teacher.decode(ids) == "Blue, like the sky."
+    assert int(batch.chunk_num_bytes[0].sum()) > 0
