@@ -36,16 +36,18 @@ def tvdpp_coefficients(
     Shapes: draft_probs (N, V), target_probs (N, V) -> (N, V).
     Reference: Goel et al. 2024, arXiv 2403.00858 (TVD++).
     """
-    reward = (target_probs > draft_probs).to(draft_probs.dtype)  # (N, V), ties -> 0
+    reward = target_probs > draft_probs  # (N, V) bool, ties -> False
     if normalization in ("none", "batch"):  # a batch-constant baseline cancels exactly
-        return draft_probs * reward
-    if normalization == "position":
-        mean = (draft_probs * reward).sum(-1, keepdim=True)  # (N, 1)
+        return torch.where(reward, draft_probs, torch.zeros_like(draft_probs))
+    if normalization == "position":  # q (r - mu) / sigma, in place on one buffer
+        coef = torch.where(reward, draft_probs, torch.zeros_like(draft_probs))  # (N, V)
+        mean = coef.sum(-1, keepdim=True)  # (N, 1)
         std = (mean * (1 - mean)).clamp_min(0).sqrt()
-        return draft_probs * (reward - mean) / (std + eps)
+        return coef.addcmul_(draft_probs, mean, value=-1.0).div_(std + eps)
     if normalization == "vocab_unweighted":
-        advantage = reward - reward.mean(-1, keepdim=True)
-        return advantage / (reward.std(-1, keepdim=True) + eps) / reward.shape[-1]
+        values = reward.to(draft_probs.dtype)  # (N, V)
+        mean, std = values.mean(-1, keepdim=True), values.std(-1, keepdim=True)
+        return values.sub_(mean).div_((std + eps) * values.shape[-1])
     raise ValueError(f"unknown normalization {normalization!r}; choose from {TVDPP_NORMALIZATIONS}")
 
 

@@ -24,7 +24,8 @@ class _ChunkedTVDPP(torch.autograd.Function):
         hidden: Tensor,  # (N, d): scored rows only
         weight: Tensor,  # (V, d)
         bias: Tensor | None,  # (V,)
-        target_logits: Tensor,  # (N, V)
+        target_logits: Tensor,  # (M, V): all rows, read at ``rows`` chunk by chunk
+        rows_index: Tensor,  # (N,) long: which target rows the hidden rows are
         row_weights: Tensor,  # (N,): 1 / number of scored rows
         options: tuple[str, float, float, int],
     ) -> Tensor:
@@ -37,15 +38,19 @@ class _ChunkedTVDPP(torch.autograd.Function):
         reward_mean = torch.zeros((), dtype=dtype, device=hidden.device)
         for start in range(0, hidden.shape[0], chunk_size):
             rows = slice(start, start + chunk_size)
-            logits = F.linear(hidden[rows], weight, bias).to(dtype).div_(temperature)  # (n, V)
-            draft = torch.softmax(logits, dim=-1)  # (n, V)
-            target = torch.softmax(target_logits[rows].to(dtype) / temperature, dim=-1)
+            logits = F.linear(hidden[rows], weight, bias).to(dtype)  # (n, V)
+            draft = torch.softmax(logits.div_(temperature) if temperature != 1 else logits, dim=-1)
+            del logits
+            target = target_logits.index_select(0, rows_index[rows]).to(dtype)  # (n, V)
+            target = torch.softmax(target.div_(temperature) if temperature != 1 else target, -1)
             weights = row_weights[rows].to(dtype)  # (n,)
-            loss += ((target - draft).abs().sum(-1) * weights).sum() * 0.5
+            loss += ((target - draft).abs_().sum(-1) * weights).sum() * 0.5
             if normalization == "batch":
-                reward_mean += ((draft * (target > draft)).sum(-1) * weights).sum()
+                reward_mean += (torch.where(target > draft, draft, 0.0).sum(-1) * weights).sum()
             coef = tvdpp_coefficients(draft, target, normalization, eps)  # (n, V)
+            del target
             grad = draft.mul_(coef.sum(-1, keepdim=True)).sub_(coef)  # (n, V): d surrogate / dz
+            del coef
             grad.mul_((weights / temperature).unsqueeze(-1))
             grad_hidden[rows] = grad.to(weight.dtype) @ weight
             grad_weight.addmm_(grad.t(), hidden[rows].to(dtype))
@@ -62,12 +67,16 @@ class _ChunkedTVDPP(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
-        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
+        grads = ctx.saved_tensors  # (N, d), (V, d), (V,)
         hidden_dtype, weight_dtype = ctx.dtypes
+        if bool(grad_output != 1):  # the usual case (loss.backward()) needs no (V, d) copy
+            grads = tuple(g * grad_output for g in grads)
+        grad_hidden, grad_weight, grad_bias = grads
         return (
-            (grad_hidden * grad_output).to(hidden_dtype),
-            (grad_weight * grad_output).to(weight_dtype),
-            (grad_bias * grad_output).to(weight_dtype) if ctx.has_bias else None,
+            grad_hidden.to(hidden_dtype),
+            grad_weight.to(weight_dtype),
+            grad_bias.to(weight_dtype) if ctx.has_bias else None,
+            None,
             None,
             None,
             None,
@@ -115,7 +124,7 @@ def tvdpp_loss_from_hidden(
     check_shape("mask", mask, draft_hidden.shape[:2])
     rows = mask.to(torch.bool).reshape(-1).nonzero().squeeze(-1)  # (N,) scored rows
     hidden = draft_hidden.reshape(-1, draft_hidden.shape[-1]).index_select(0, rows)  # (N, d)
-    targets = target_logits.detach().reshape(-1, vocab).index_select(0, rows)  # (N, V)
+    targets = target_logits.detach().reshape(-1, vocab)  # (B*T, V), a view: no copy
     dtype = torch.promote_types(draft_lm_head_weight.dtype, torch.float32)
     row_weights = torch.full(
         (rows.numel(),), 1.0 / max(rows.numel(), 1), dtype=dtype, device=hidden.device
@@ -123,6 +132,6 @@ def tvdpp_loss_from_hidden(
     size = chunk_size if chunk_size is not None else default_chunk_size(vocab)
     options = (normalization, temperature, eps, size)
     loss: Tensor = _ChunkedTVDPP.apply(  # type: ignore[no-untyped-call]
-        hidden, draft_lm_head_weight, draft_lm_head_bias, targets, row_weights, options
+        hidden, draft_lm_head_weight, draft_lm_head_bias, targets, rows, row_weights, options
     )
     return loss
