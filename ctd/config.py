@@ -96,6 +96,8 @@ class TrainerConfig:
     max_time: str | None = None
     """Wall-clock limit `DD:HH:MM:SS`; training stops cleanly when it is reached."""
     enable_progress_bar: bool = True
+    validate_before_fit: bool = False
+    """Also validate the untrained student (logged as `initial/...`)."""
     default_root_dir: str = "runs/ctd"
 
 

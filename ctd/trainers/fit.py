@@ -10,6 +10,7 @@ import copy
 import difflib
 import importlib.util
 import inspect
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,8 @@ def build_trainer(config: FitConfig, **overrides: Any) -> L.Trainer:
         "default_root_dir": str(root),
         "logger": loggers,
         "max_time": settings.max_time,
+        # no_grad rather than inference mode: metric states then survive validate() -> fit().
+        "inference_mode": False,
     }
     if settings.fast_dev_run or overrides.get("logger") is False:
         arguments["enable_checkpointing"] = False
@@ -255,7 +258,12 @@ def run_fit(config: FitConfig, callbacks: list[Any] | None = None) -> FitResult:
     root = Path(config.trainer.default_root_dir)
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.yaml").write_text(to_yaml(config))
+    metrics: dict[str, float] = {}
+    if config.trainer.validate_before_fit:
+        initial = build_trainer(config, logger=False).validate(module, datamodule=datamodule)
+        metrics.update({f"initial/{k}": float(v) for k, v in initial[0].items()})
     trainer.fit(module, datamodule=datamodule, ckpt_path=config.resume_from)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
+    (root / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     export_dir = export_student(models, config.export_dir) if config.export_dir else None
     return FitResult(metrics=metrics, export_dir=export_dir, log_dir=root)

@@ -7,6 +7,8 @@ only wires the batch to the losses of `ctd.losses` and combines them.
 
 from __future__ import annotations
 
+import warnings
+
 import lightning as L
 import torch
 from torch import Tensor, nn
@@ -25,6 +27,9 @@ from ctd.trainers._common import (
 )
 from ctd.trainers.loss_wiring import LOSSES_NEEDING_LOGITS, compute_losses
 from ctd.trainers.vocab import SideVocab
+
+# The frozen teacher is in eval mode on purpose.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 
 class DistillationModule(L.LightningModule):
@@ -59,7 +64,7 @@ class DistillationModule(L.LightningModule):
         if loss_aggregation not in {"gradmag_preserve_mag", "weighted_sum"}:
             raise ValueError(f"unknown loss_aggregation {loss_aggregation!r}")
         self.teacher = freeze(teacher)
-        self.student = student
+        self.student = student.train()
         self.teacher_vocab = teacher_vocab
         self.student_vocab = student_vocab
         self.losses = nn.ModuleDict(losses)

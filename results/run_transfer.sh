@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Reproduces results/transfer.md: SmolLM2-135M-Instruct moved (a) to bytes and (b) to the Qwen2
+# tokenizer with SFT only, ALM, ALM + SFT and ULD + SFT at an equal budget (same data, steps, seed).
+# Needs the SmolLM2 checkpoint that `ctd demo` caches, and ../shared/assets/tokenizers/qwen2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CTD_TEACHER=${CTD_TEACHER:-$HOME/.cache/ctd/smollm2-135m-instruct-float32}
+export CTD_STUDENT_TOKENIZER=${CTD_STUDENT_TOKENIZER:-../shared/assets/tokenizers/qwen2}
+OUT=${OUT:-runs/transfer}
+declare -A LOSSES=(
+  [sft]="[{name: sft}]"
+  [alm]="[{name: alm}]"
+  [alm_sft]="[{name: alm},{name: sft}]"
+  [uld_sft]="[{name: uld},{name: sft}]"
+)
+for target in bytes qwen2; do
+  for method in sft alm alm_sft uld_sft; do
+    run="$OUT/$target/$method"
+    [ -f "$run/metrics.json" ] && continue
+    .venv/bin/ctd fit --config "configs/experiments/smollm2_${target}_small.yaml" \
+      "losses=${LOSSES[$method]}" "trainer.default_root_dir=$run" > "$run.log" 2>&1 \
+      || { mkdir -p "$run"; .venv/bin/ctd fit --config "configs/experiments/smollm2_${target}_small.yaml" \
+      "losses=${LOSSES[$method]}" "trainer.default_root_dir=$run" > "$run.log" 2>&1; }
+  done
+done
+.venv/bin/python results/summarize_transfer.py "$OUT"
