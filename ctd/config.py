@@ -59,6 +59,10 @@ class DataConfig:
     num_workers: int = 0
     alignment_mode: str = "unconstrained"
     """Chunk mode: `unconstrained`, `space` or `unbiased`."""
+    tokenizer_bias: str | None = None
+    """Bias statistics (`ctd tokenizer-bias ... --output FILE`), needed by mode `unbiased`."""
+    on_unmappable: str = "raise"
+    """A text whose tokens cannot be mapped exactly onto its bytes: `raise` or `skip` it."""
 
 
 @dataclass

@@ -167,7 +167,12 @@ def build_datamodule(config: FitConfig, models: LoadedModels) -> CrossTokenizerD
         num_workers=data.num_workers,
         max_document_bytes=data.max_document_bytes,
     )
-    datamodule.connect(models.teacher_tokenizer, models.student_tokenizer, mode=data.alignment_mode)
+    collator_options: dict[str, Any] = {"mode": data.alignment_mode}
+    if data.tokenizer_bias is not None:
+        collator_options["bias"] = data.tokenizer_bias
+    if data.on_unmappable != "raise":
+        collator_options["on_unmappable"] = data.on_unmappable
+    datamodule.connect(models.teacher_tokenizer, models.student_tokenizer, **collator_options)
     datamodule.setup("fit")
     return datamodule
 
