@@ -61,6 +61,10 @@ class DataConfig:
     """Chunk mode: `unconstrained`, `space` or `unbiased`."""
     tokenizer_bias: str | None = None
     """Bias statistics (`ctd tokenizer-bias ... --output FILE`), needed by mode `unbiased`."""
+    min_text_coverage: float = 0.8
+    """Before training, the first training documents must keep at least this share of their
+    bytes inside chunks after truncation to the contexts; otherwise an error suggests a
+    `max_document_bytes` (0 disables the check)."""
     on_unmappable: str = "raise"
     """A text whose tokens cannot be mapped exactly onto its bytes: `raise` or `skip` it."""
 

@@ -58,7 +58,7 @@ def demo_config(args: argparse.Namespace, teacher_path: str, out: Path) -> FitCo
             batch_size=args.batch_size,
             max_teacher_length=args.max_bytes // 2,
             max_student_length=args.max_bytes,
-            max_document_bytes=args.max_bytes,
+            max_document_bytes=args.max_bytes - 8,  # room for BOS/EOS
         ),
         optim=OptimConfig(lr=2e-4, embedding_lr=1e-3, warmup_steps=5),
         trainer=TrainerConfig(

@@ -10,6 +10,7 @@ import copy
 import difflib
 import importlib.util
 import inspect
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,7 +175,48 @@ def build_datamodule(config: FitConfig, models: LoadedModels) -> CrossTokenizerD
         collator_options["on_unmappable"] = data.on_unmappable
     datamodule.connect(models.teacher_tokenizer, models.student_tokenizer, **collator_options)
     datamodule.setup("fit")
+    if data.min_text_coverage > 0:
+        check_text_fits_contexts(config, models, datamodule)
     return datamodule
+
+
+def check_text_fits_contexts(
+    config: FitConfig, models: LoadedModels, datamodule: CrossTokenizerDataModule, sample: int = 64
+) -> float:
+    """Share of the first training documents' bytes that survive truncation into chunks.
+
+    Raises:
+        ValueError: below `data.min_text_coverage`, naming the lengths and a better
+            `data.max_document_bytes`.
+    """
+    from ctd.data import suggest_max_document_bytes
+
+    assert datamodule.train_dataset is not None
+    assert datamodule.collator is not None
+    texts = [
+        x for x in itertools.islice(iter(datamodule.train_dataset), sample) if isinstance(x, str)
+    ]
+    if not texts:
+        return 1.0
+    batch = datamodule.collator(texts)
+    coverage = float(batch.chunk_num_bytes.sum()) / sum(len(text.encode()) for text in texts)
+    data = config.data
+    if coverage < data.min_text_coverage:
+        suggestion = suggest_max_document_bytes(
+            models.teacher_tokenizer,
+            models.student_tokenizer,
+            texts,
+            max_teacher_length=data.max_teacher_length,
+            max_student_length=data.max_student_length,
+        )
+        raise ValueError(
+            f"texts are longer than the contexts: only {coverage:.0%} of the first {len(texts)} "
+            f"documents' bytes fit data.max_teacher_length={data.max_teacher_length} / "
+            f"data.max_student_length={data.max_student_length} with "
+            f"data.max_document_bytes={data.max_document_bytes}; set "
+            f"data.max_document_bytes={suggestion} (or longer contexts)"
+        )
+    return coverage
 
 
 def build_module(config: FitConfig, models: LoadedModels) -> DistillationModule:

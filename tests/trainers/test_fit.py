@@ -168,3 +168,15 @@ def test_empty_dataset_fails_before_training(tiny_models, tmp_path) -> None:
     )
     with pytest.raises(ValueError, match="empty"):
         run_fit(config)
+
+
+def test_texts_longer_than_the_contexts_fail_before_training(tiny_models, tmp_path) -> None:
+    config = _config(
+        tiny_models,
+        tmp_path,
+        "student.tokenizer=bytes",
+        "data.max_document_bytes=4000",
+        "data.max_student_length=64",
+    )
+    with pytest.raises(ValueError, match=r"longer than the contexts.*max_document_bytes=\d+"):
+        run_fit(config)
