@@ -198,7 +198,7 @@ def check_text_fits_contexts(
     ]
     if not texts:
         return 1.0
-    batch = datamodule.collator(texts)
+    batch = datamodule.collator(list[Any](texts))
     coverage = float(batch.chunk_num_bytes.sum()) / sum(len(text.encode()) for text in texts)
     data = config.data
     if coverage < data.min_text_coverage:
