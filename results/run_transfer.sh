@@ -13,14 +13,16 @@ declare -A LOSSES=(
   [alm_sft]="[{name: alm},{name: sft}]"
   [uld_sft]="[{name: uld},{name: sft}]"
 )
-for target in bytes qwen2; do
-  for method in sft alm alm_sft uld_sft; do
+for method in sft alm alm_sft uld_sft; do
+  for target in bytes qwen2; do
     run="$OUT/$target/$method"
     [ -f "$run/metrics.json" ] && continue
+    # The untrained student is the same for every method: validate it once per target.
+    before=false; [ "$method" = sft ] && before=true
+    mkdir -p "$run"
     .venv/bin/ctd fit --config "configs/experiments/smollm2_${target}_small.yaml" \
-      "losses=${LOSSES[$method]}" "trainer.default_root_dir=$run" > "$run.log" 2>&1 \
-      || { mkdir -p "$run"; .venv/bin/ctd fit --config "configs/experiments/smollm2_${target}_small.yaml" \
-      "losses=${LOSSES[$method]}" "trainer.default_root_dir=$run" > "$run.log" 2>&1; }
+      "losses=${LOSSES[$method]}" "trainer.default_root_dir=$run" \
+      "trainer.validate_before_fit=$before" > "$run.log" 2>&1
   done
 done
 .venv/bin/python results/summarize_transfer.py "$OUT"

@@ -21,8 +21,9 @@ def main(root: Path) -> None:
                 print(f"| {target} | {label} | (not run) | | | |")
                 continue
             metrics = json.loads(path.read_text())
+            first = json.loads((root / target / "sft" / "metrics.json").read_text())
             teacher = metrics["val/teacher_bpb"]
-            before = metrics["initial/val/student_bpb"]
+            before = first["initial/val/student_bpb"]
             after = metrics["val/student_bpb"]
             print(
                 f"| {target} | {label} | {teacher:.3f} | {before:.3f} | {after:.3f} "
