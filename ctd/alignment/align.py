@@ -128,6 +128,24 @@ def _side_boundaries(
     return interleaved[first], slot[0::2]
 
 
+def _intersect_sorted(
+    first: Int64Array, second: Int64Array
+) -> tuple[Int64Array, Int64Array, Int64Array]:
+    """`np.intersect1d(..., return_indices=True)` of two sorted unique non-negative arrays.
+
+    Membership is looked up in a bitmap over the byte axis (O(N), no sort).
+    Shapes: (N1,), (N2,) -> (K,), (K,), (K,).
+    """
+    size = int(max(first.max(initial=-1), second.max(initial=-1))) + 1
+    in_second = np.zeros(size, dtype=np.bool_)
+    in_second[second] = True
+    first_slots = np.flatnonzero(in_second[first])
+    common = first[first_slots]
+    in_first = np.zeros(size, dtype=np.bool_)
+    in_first[common] = True
+    return common, first_slots, np.flatnonzero(in_first[second])
+
+
 def _interval_index(
     common: Int64Array,
     boundaries: Int64Array,
@@ -168,10 +186,14 @@ def _interval_stats(
     valid_index = index[inside]
     covered = np.bincount(valid_index, weights=widths[inside], minlength=num_intervals)
     lengths = np.diff(common)
-    bad = np.bincount(index[overflow], minlength=num_intervals) > 0
-    has_text = np.bincount(valid_index, weights=~special[inside], minlength=num_intervals) > 0
-    has_special = np.bincount(valid_index, weights=special[inside], minlength=num_intervals) > 0
-    return (covered == lengths) & ~bad, has_text, has_special
+    bad = np.zeros(num_intervals, dtype=np.bool_)
+    bad[index[overflow]] = True
+    num_tokens = np.bincount(valid_index, minlength=num_intervals)
+    has_special = np.zeros(num_intervals, dtype=np.bool_)
+    special_index = index[inside & special]
+    has_special[special_index] = True
+    num_special = np.bincount(special_index, minlength=num_intervals)
+    return (covered == lengths) & ~bad, num_tokens > num_special, has_special
 
 
 def _first_last(chunk_index: Int64Array, num_chunks: int) -> tuple[Int64Array, Int64Array, bool]:
@@ -254,9 +276,7 @@ def align_batch(
     s_zero = student.is_special & (s_ends == s_starts)
     t_bounds, t_slots = _side_boundaries(t_starts, t_ends, t_zero)
     s_bounds, s_slots = _side_boundaries(s_starts, s_ends, s_zero)
-    common, t_common, s_common = np.intersect1d(
-        t_bounds, s_bounds, assume_unique=True, return_indices=True
-    )
+    common, t_common, s_common = _intersect_sorted(t_bounds, s_bounds)
     t_index = _interval_index(common, t_bounds, t_slots, t_common, t_starts, ~t_zero)
     s_index = _interval_index(common, s_bounds, s_slots, s_common, s_starts, ~s_zero)
     t_cov, t_text, t_spec = _interval_stats(common, t_index, t_starts, t_ends, teacher.is_special)
@@ -312,9 +332,18 @@ def _sorted_chunks(candidates: _Candidates) -> tuple[Int64Array, Int64Array, Int
     special = np.concatenate(
         [candidates.interval_special[interval_ids], zero_width[len(interval_ids) :]]
     )
-    order = np.lexsort((~zero_width, starts))
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
+    # merge two sorted lists; a zero-width special goes before a text chunk at its position
+    num_intervals = len(interval_ids)
+    rank = np.concatenate(
+        [
+            np.arange(num_intervals) + np.searchsorted(positions, starts[:num_intervals], "right"),
+            np.arange(len(positions)) + np.searchsorted(starts[:num_intervals], positions, "left"),
+        ]
+    ).astype(np.int64)
+    if not len(positions):
+        return rank, starts, ends, special
+    order = np.empty(len(rank), dtype=np.int64)
+    order[rank] = np.arange(len(rank))
     return rank, starts[order], ends[order], special[order]
 
 
@@ -355,19 +384,21 @@ def _assemble(
         bias,
     )
     num_groups = int(group[-1]) + 1 if len(group) else 0
-    last_chunk = np.searchsorted(group, np.arange(num_groups), "right") - 1
-    first_chunk = np.searchsorted(group, np.arange(num_groups), "left")
+    if num_groups == len(group):  # no merges: every chunk is its own group
+        first_chunk = last_chunk = group
+    else:
+        last_chunk = np.searchsorted(group, np.arange(num_groups), "right") - 1
+        first_chunk = np.searchsorted(group, np.arange(num_groups), "left")
     group_rows = rows[first_chunk]
     chunk_row_starts = row_offsets(np.bincount(group_rows, minlength=len(candidates.row_base)))
-    group_of = np.concatenate([group, [-1]])  # chunk -1 stays -1
     local = [
-        np.where(chunk >= 0, group_of[chunk] - chunk_row_starts[side.batch.token_rows], -1)
+        _local_chunks(chunk, group, num_groups, chunk_row_starts, side.batch)
         for chunk, side in zip(chunks, (teacher, student), strict=True)
     ]
     base = candidates.row_base[group_rows]
     return BatchAlignment(
-        teacher_chunk_index=local[0].astype(np.int64),
-        student_chunk_index=local[1].astype(np.int64),
+        teacher_chunk_index=local[0],
+        student_chunk_index=local[1],
         chunk_byte_starts=starts[first_chunk] - base,
         chunk_byte_ends=ends[last_chunk] - base,
         teacher_chunk_last_token=bounds[0][1][last_chunk] - teacher.batch.row_starts[group_rows],
@@ -376,6 +407,20 @@ def _assemble(
         teacher_row_starts=teacher.batch.row_starts,
         student_row_starts=student.batch.row_starts,
     )
+
+
+def _local_chunks(
+    chunk: Int64Array,
+    group: Int64Array,
+    num_groups: int,
+    chunk_row_starts: Int64Array,
+    batch: TokenizedBatch,
+) -> Int64Array:
+    """Global chunk ids -> per-row merged chunk ids, -1 kept. Shapes: (M,) -> (M,)."""
+    local = chunk if num_groups == len(group) else np.concatenate([group, [-1]])[chunk]
+    local = local - np.repeat(chunk_row_starts[:-1], batch.row_lengths)
+    local[chunk < 0] = -1
+    return local
 
 
 def align(

@@ -72,60 +72,45 @@ def template_special_ids(tokenizer: object) -> tuple[list[int], list[int]]:
     raise ValueError("the tokenizer's post-processor is not a fixed prefix/suffix template")
 
 
-def _fast_rows(
-    flat_ids: Int64Array,
-    row_token_starts: Int64Array,
-    text_bytes: list[bytes],
-    table: TokenBytes,
-) -> tuple[npt.NDArray[np.bool_], Int64Array]:
-    """Which rows the tokens spell exactly (after an optional dummy-prefix space).
+_BLOB_WORDS: dict[int, tuple[TokenBytes, npt.NDArray[np.uint64]]] = {}
+_LOW_BYTES_MASK = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype="<u8")  # (9,)
 
-    Also returns each row's prefix length (0 or 1).
 
-    Shapes: flat_ids (M,); row_token_starts (R + 1,) -> ok (R,), prefix_len (R,).
+def _words(data: bytes | npt.NDArray[np.uint8], pad: int = 0) -> npt.NDArray[np.uint64]:
+    """Every 8-byte little-endian window of `data`: word i = bytes i..i+7 (zero past the end).
+
+    An unaligned stride-1 view over a zero-padded copy, so one fancy index gathers 8 bytes.
+    Shapes: (N,) bytes -> (N + 1 + pad,) uint64.
     """
-    lengths = table.byte_lengths[flat_ids]
-    cum = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    stream_row_len = cum[row_token_starts[1:]] - cum[row_token_starts[:-1]]
-    text_len = np.fromiter((len(b) for b in text_bytes), dtype=np.int64, count=len(text_bytes))
-    prefix_len = stream_row_len - text_len
-    gather = np.repeat(table.blob_starts[flat_ids] - cum[:-1], lengths) + np.arange(cum[-1])
-    stream = table.blob[gather]
-    row_first_byte = cum[row_token_starts[:-1]]
-    has_prefix = (prefix_len == 1) & table.prepends_space
-    if len(stream):
-        has_prefix &= stream[np.minimum(row_first_byte, len(stream) - 1)] == ord(" ")
-    candidate = (prefix_len == 0) | has_prefix
-    keep = np.repeat(candidate, stream_row_len)
-    keep[row_first_byte[has_prefix]] = False
-    expected = np.frombuffer(
-        b"".join(b for b, ok in zip(text_bytes, candidate, strict=True) if ok), dtype=np.uint8
-    )
-    mismatch = np.flatnonzero(stream[keep] != expected)
-    ok = candidate.copy()
-    if len(mismatch):
-        candidate_rows = np.flatnonzero(candidate)
-        candidate_ends = np.cumsum(text_len[candidate_rows])
-        ok[candidate_rows[np.searchsorted(candidate_ends, mismatch, "right")]] = False
-    return ok, np.where(has_prefix, 1, 0).astype(np.int64)
+    padded = np.zeros(len(data) + pad + 9, dtype=np.uint8)
+    padded[: len(data)] = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
+    return np.ndarray((len(data) + pad + 1,), dtype="<u8", buffer=padded.data, strides=(1,))
 
 
-def rust_encode_batch(rust: Tokenizer, texts: list[str]) -> list[list[int]]:
-    """The tokenizer's own Rust `encode_batch` (no template, no padding): ids per text."""
-    with _plain(rust):
-        encodings = rust.encode_batch(texts, add_special_tokens=False)
-    return [encoding.ids for encoding in encodings]
+def _blob_words(table: TokenBytes) -> npt.NDArray[np.uint64]:
+    """`_words(table.blob)`, built once per table."""
+    cached = _BLOB_WORDS.get(id(table))
+    if cached is None or cached[0] is not table:
+        cached = (table, _words(table.blob))
+        _BLOB_WORDS[id(table)] = cached
+        while len(_BLOB_WORDS) > 8:
+            _BLOB_WORDS.pop(next(iter(_BLOB_WORDS)))
+    return cached[1]
 
 
 def _spelled_rows(
-    id_lists: list[list[int]],
     flat_ids: Int64Array,
     row_token_starts: Int64Array,
     cum: Int64Array,
     text_bytes: list[bytes],
     table: TokenBytes,
 ) -> tuple[npt.NDArray[np.bool_], Int64Array]:
-    """`_fast_rows`, with a one-comparison shortcut when the whole batch is spelled exactly.
+    """Which rows the tokens spell exactly (after an optional dummy-prefix space), vectorised.
+
+    Each token's bytes are compared with the text bytes at its position, 8 bytes per numpy
+    operation (long tokens take more rounds); a row is also checked to have exactly the text's
+    length (plus the prefix). The texts are joined with a space before each, which is what a
+    dummy prefix spells. Also returns each row's prefix length (0 or 1).
 
     Shapes: flat_ids, cum (M,); row_token_starts (R + 1,) -> ok (R,), prefix_len (R,).
     """
@@ -133,12 +118,36 @@ def _spelled_rows(
     stream_row_len = ends[1:] - ends[:-1]
     text_len = np.fromiter(map(len, text_bytes), dtype=np.int64, count=len(text_bytes))
     prefix = (stream_row_len - text_len == 1) & table.prepends_space
-    if np.all((stream_row_len == text_len) | prefix):
-        stream = b"".join(map(table.bytes_of.__getitem__, chain.from_iterable(id_lists)))
-        pieces = [b" " + data if p else data for data, p in zip(text_bytes, prefix, strict=True)]
-        if stream == b"".join(pieces):
-            return np.ones(len(text_bytes), dtype=np.bool_), prefix.astype(np.int64)
-    return _fast_rows(flat_ids, row_token_starts, text_bytes, table)
+    length_ok = (stream_row_len == text_len) | prefix
+    text_base = row_offsets(text_len + 1)[:-1] + 1 - prefix  # where each row's stream starts
+    lengths = table.byte_lengths[flat_ids]
+    positions = cum - lengths  # (M,) token starts in the joined texts
+    positions += np.repeat(text_base - ends[:-1], np.diff(row_token_starts))
+    joined = b" " + b" ".join(text_bytes)
+    reach = int((text_base + stream_row_len).max(initial=0))  # rows too long read past the end
+    text_words = _words(joined, max(reach - len(joined), 0))
+    blob_words = _blob_words(table)
+    vocab_starts = table.blob_starts[flat_ids]
+    diff = text_words[positions] ^ blob_words[vocab_starts]
+    bad = (diff & _LOW_BYTES_MASK[np.minimum(lengths, 8)]) != 0
+    todo = np.flatnonzero(lengths > 8)
+    offset = 8
+    while len(todo):  # bytes 8k..8k+7 of every token longer than 8k
+        diff = text_words[positions[todo] + offset] ^ blob_words[vocab_starts[todo] + offset]
+        bad[todo[(diff & _LOW_BYTES_MASK[np.minimum(lengths[todo] - offset, 8)]) != 0]] = True
+        offset += 8
+        todo = todo[lengths[todo] > offset]
+    bad_rows = np.searchsorted(row_token_starts, np.flatnonzero(bad), "right") - 1
+    ok = length_ok.copy()
+    ok[bad_rows] = False
+    return ok, prefix.astype(np.int64)
+
+
+def rust_encode_batch(rust: Tokenizer, texts: list[str]) -> list[list[int]]:
+    """The tokenizer's own Rust `encode_batch` (no template, no padding): ids per text."""
+    with _plain(rust):
+        encodings = rust.encode_batch(texts, add_special_tokens=False)
+    return [encoding.ids for encoding in encodings]
 
 
 def _utf8(texts: list[str]) -> list[bytes]:
@@ -164,7 +173,7 @@ def _body_spans(
     row_token_starts = row_offsets(counts)
     lengths = table.byte_lengths[flat_ids]
     cum = np.cumsum(lengths)
-    ok, prefix_len = _spelled_rows(id_lists, flat_ids, row_token_starts, cum, text_bytes, table)
+    ok, prefix_len = _spelled_rows(flat_ids, row_token_starts, cum, text_bytes, table)
     row_base = np.concatenate([[0], cum])[row_token_starts[:-1]] + prefix_len
     byte_ends = cum - np.repeat(row_base, counts)
     byte_starts = byte_ends - lengths
@@ -224,6 +233,12 @@ def _with_template(
 
     Shapes: body_* (M,), counts and num_text_bytes (R,) -> a batch of M + R * (P + S) tokens.
     """
+    if not prefix_ids and not suffix_ids:
+        is_special = table.is_special[body_ids]
+        row_starts = row_offsets(counts)
+        return TokenizedBatch(
+            body_ids, body_starts, body_ends, is_special, row_starts, num_text_bytes
+        )
     num_prefix, num_extra = len(prefix_ids), len(prefix_ids) + len(suffix_ids)
     rows = np.arange(len(counts), dtype=np.int64)
     row_starts = row_offsets(counts + num_extra)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -69,9 +70,9 @@ class TokenizedBatch:
         """Tokens per row. Shapes: (R,)."""
         return np.diff(self.row_starts)
 
-    @property
+    @cached_property
     def token_rows(self) -> Int64Array:
-        """Row of every token. Shapes: (M,)."""
+        """Row of every token (computed once per batch). Shapes: (M,)."""
         return np.repeat(np.arange(len(self), dtype=np.int64), self.row_lengths)
 
     def row(self, index: int) -> TokenizedText:
@@ -111,6 +112,8 @@ class TokenizedBatch:
         """Keep the first `max_length` tokens of each row."""
         if max_length < 0:
             raise ValueError(f"max_length must be >= 0, got {max_length}")
+        if not np.any(self.row_lengths > max_length):
+            return self
         keep = (np.arange(len(self.input_ids)) - self.row_starts[self.token_rows]) < max_length
         return TokenizedBatch(
             input_ids=self.input_ids[keep],

@@ -121,7 +121,12 @@ def test_shared_tokenizers_on_llamacpp_reference_texts(name: str) -> None:
 @given(text=text_strategy)
 def test_shared_tokenizers_hypothesis(name: str, text: str) -> None:
     tokenizer = load_shared_tokenizer(name)
-    (tokens,) = encode(tokenizer, [text])
+    try:
+        (tokens,) = encode(tokenizer, [text])
+    except ValueError as error:  # documented: a boundary inside a character NFC recomposed
+        assert __import__("unicodedata").normalize("NFC", text) != text, error  # noqa: PT017
+        assert "normalizer" in str(error)  # noqa: PT017
+        return
     check_spans(tokens, text, lossless=False)
 
 
