@@ -25,13 +25,16 @@ def _trainer_fixtures() -> ModuleType:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A tiny Llama folder (`model`) plus small training and held-out text files."""
+    """Two tiny Llama folders with different tokenizers, plus small text files."""
     builders = _trainer_fixtures()
     root = tmp_path_factory.mktemp("tiny_example")
-    model_dir = root / "model"
-    tokenizer = builders._train_tokenizer("byte_bpe", 400, model_dir)
-    builders._tiny_llama(len(tokenizer), model_dir, 0, tokenizer)
-    train, heldout = root / "train.txt", root / "heldout.txt"
-    train.write_text("\n\n".join(builders.TEXTS * 3))
-    heldout.write_text("\n\n".join(builders.TEXTS[:6]))
-    return {"model": model_dir, "train": train, "heldout": heldout}
+    paths = {"model": root / "model", "other": root / "other"}
+    for seed, (name, kind, vocab_size) in enumerate(
+        [("model", "byte_bpe", 400), ("other", "digits_bpe", 330)]
+    ):
+        tokenizer = builders._train_tokenizer(kind, vocab_size, paths[name])
+        builders._tiny_llama(len(tokenizer), paths[name], seed, tokenizer)
+    paths["train"], paths["heldout"] = root / "train.txt", root / "heldout.txt"
+    paths["train"].write_text("\n\n".join(builders.TEXTS * 3))
+    paths["heldout"].write_text("\n\n".join(builders.TEXTS[:6]))
+    return paths
