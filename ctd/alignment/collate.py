@@ -6,6 +6,7 @@ index per token (B, T), never a dense (B, T, C) matrix.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -19,7 +20,7 @@ from torch import Tensor
 from ctd.alignment.align import MODES, BatchAlignment, align_batch
 from ctd.alignment.bias import TokenizationBias
 from ctd.alignment.chat import encode_chat, is_chat
-from ctd.alignment.encode import encode_batch
+from ctd.alignment.encode import encode_batch_recording
 from ctd.alignment.ragged import TokenizedBatch
 from ctd.alignment.token_bytes import token_bytes
 
@@ -67,19 +68,34 @@ class CrossTokenizerBatch:
         return CrossTokenizerBatch(**moved)
 
 
+def _padded_positions(row_starts: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.int64]:
+    """Flat index of every token in a right-padded (R, width) matrix. Shapes: (R + 1,) -> (M,)."""
+    lengths = np.diff(row_starts)
+    shift = np.arange(len(lengths), dtype=np.int64) * width - row_starts[:-1]  # (R,)
+    return np.arange(int(row_starts[-1]), dtype=np.int64) + np.repeat(shift, lengths)
+
+
 def pad_rows(
-    values: npt.NDArray[Any], row_starts: npt.NDArray[np.int64], fill: int | bool, width: int = 0
+    values: npt.NDArray[Any],
+    row_starts: npt.NDArray[np.int64],
+    fill: int | bool,
+    width: int = 0,
+    positions: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[Any]:
     """Scatter a flat ragged array into a right-padded (R, max(width, longest row)) matrix.
 
-    Shapes: values (M,), row_starts (R + 1,) -> (R, W).
+    `positions` (from `_padded_positions` for the same width) saves recomputing the scatter
+    index when several arrays share rows. Shapes: values (M,), row_starts (R + 1,) -> (R, W).
     """
     lengths = np.diff(row_starts)
-    num_cols = max(int(lengths.max(initial=0)), width)
-    valid = np.arange(num_cols)[None, :] < lengths[:, None]  # (R, W)
-    out = np.full((len(lengths), num_cols), fill, dtype=values.dtype)
-    out[valid] = values  # row-major order of `valid` is the flat order of `values`
-    return out
+    num_rows, num_cols = len(lengths), max(int(lengths.max(initial=0)), width)
+    if len(values) == num_rows * num_cols:  # no padding needed
+        return values.reshape(num_rows, num_cols)
+    if positions is None:
+        positions = _padded_positions(row_starts, num_cols)
+    out = np.full(num_rows * num_cols, fill, dtype=values.dtype)
+    out[positions] = values
+    return out.reshape(num_rows, num_cols)
 
 
 def _pad_id(tokenizer: object) -> int:
@@ -104,6 +120,11 @@ class CrossTokenizerCollator:
         pair_specials: zero-width specials at the same position on both sides form a chunk.
         add_special_tokens: add each tokenizer's BOS/EOS template to plain texts.
         loss_roles: chat roles whose content counts in the loss masks.
+        on_unmappable: what to do with an example whose tokens cannot be mapped to exact bytes
+            (an `<unk>`, bytes the tokenizer drops, a boundary inside a character a normalizer
+            changed): "raise" (a ValueError) or "skip" (drop it from the batch with a warning
+            naming the reason and the running count `num_skipped`). A batch in which every
+            example is unmappable raises a ValueError either way.
     """
 
     def __init__(
@@ -118,7 +139,10 @@ class CrossTokenizerCollator:
         pair_specials: bool = True,
         add_special_tokens: bool = True,
         loss_roles: Sequence[str] = ("assistant",),
+        on_unmappable: str = "raise",
     ) -> None:
+        if on_unmappable not in ("raise", "skip"):
+            raise ValueError(f"on_unmappable must be 'raise' or 'skip', got {on_unmappable!r}")
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode == "unbiased" and bias is None:
@@ -136,23 +160,85 @@ class CrossTokenizerCollator:
         self.student_token_bytes = token_bytes(student_tokenizer)
         self.teacher_pad_id = _pad_id(teacher_tokenizer)
         self.student_pad_id = _pad_id(student_tokenizer)
+        self.on_unmappable = on_unmappable
+        self.num_skipped = 0
 
-    def _encode(self, tokenizer: object, examples: list[Any]) -> tuple[TokenizedBatch, Any]:
+    def _encode(
+        self, tokenizer: object, examples: list[Any], failures: dict[int, str] | None
+    ) -> tuple[TokenizedBatch, npt.NDArray[np.bool_]]:
         if all(is_chat(example) for example in examples) and examples:
             conversations = [example["messages"] for example in examples]
             return encode_chat(tokenizer, conversations, loss_roles=self.loss_roles)
         if any(is_chat(example) for example in examples):
             raise ValueError("a batch mixes chat and plain-text examples")
         texts = [example["text"] if isinstance(example, dict) else example for example in examples]
-        batch = encode_batch(tokenizer, texts, add_special_tokens=self.add_special_tokens)
+        batch = encode_batch_recording(
+            tokenizer, texts, add_special_tokens=self.add_special_tokens, failures=failures
+        )
         return batch, ~batch.is_special
+
+    def _chat_failures(self, examples: list[Any]) -> dict[int, str]:
+        """Unmappable chat examples, found one by one (only after the batch failed)."""
+        failures: dict[int, str] = {}
+        for index, example in enumerate(examples):
+            for tokenizer in (self.teacher_tokenizer, self.student_tokenizer):
+                try:
+                    self._encode(tokenizer, [example], None)
+                except ValueError as error:
+                    failures.setdefault(index, str(error))
+        return failures
+
+    def _encode_pair(
+        self, examples: list[Any]
+    ) -> tuple[TokenizedBatch, TokenizedBatch, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """Both sides' tokens and loss masks; unmappable examples dropped when skipping."""
+        if self.on_unmappable == "raise":
+            teacher, teacher_loss = self._encode(self.teacher_tokenizer, examples, None)
+            student, student_loss = self._encode(self.student_tokenizer, examples, None)
+            return teacher, student, teacher_loss, student_loss
+        failures: dict[int, str] = {}
+        try:
+            teacher, teacher_loss = self._encode(self.teacher_tokenizer, examples, failures)
+            student, student_loss = self._encode(self.student_tokenizer, examples, failures)
+        except ValueError:
+            if not (examples and all(is_chat(example) for example in examples)):
+                raise
+            failures = self._chat_failures(examples)
+            if not failures:
+                raise
+            kept = [example for index, example in enumerate(examples) if index not in failures]
+            self._warn_skipped(failures, len(examples))
+            return self._encode_pair(kept)
+        if failures:
+            self._warn_skipped(failures, len(examples))
+            keep_rows = np.ones(len(examples), dtype=np.bool_)
+            keep_rows[list(failures)] = False
+            teacher_loss = teacher_loss[np.repeat(keep_rows, teacher.row_lengths)]
+            student_loss = student_loss[np.repeat(keep_rows, student.row_lengths)]
+            teacher, student = teacher.select(keep_rows), student.select(keep_rows)
+        return teacher, student, teacher_loss, student_loss
+
+    def _warn_skipped(self, failures: dict[int, str], batch_size: int) -> None:
+        if len(failures) == batch_size:
+            reasons = "; ".join(f"example {i}: {failures[i]}" for i in sorted(failures))
+            raise ValueError(
+                f"every example of this batch ({batch_size}) is unmappable, nothing is left to "
+                f"collate: {reasons}"
+            )
+        for index in sorted(failures):
+            self.num_skipped += 1
+            warnings.warn(
+                f"CrossTokenizerCollator skipped example {index} of a batch of {batch_size}: "
+                f"{failures[index]} ({self.num_skipped} skipped so far)",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def __call__(self, examples: list[Any]) -> CrossTokenizerBatch:
         """Tokenize, align, truncate and pad a list of examples."""
         if not isinstance(examples, list):
             raise TypeError(f"examples must be a list, got {type(examples).__name__}")
-        teacher, teacher_loss = self._encode(self.teacher_tokenizer, examples)
-        student, student_loss = self._encode(self.student_tokenizer, examples)
+        teacher, student, teacher_loss, student_loss = self._encode_pair(examples)
         teacher_keep = _keep_mask(teacher, self.max_teacher_length)
         student_keep = _keep_mask(student, self.max_student_length)
         teacher, student = (
@@ -171,15 +257,17 @@ class CrossTokenizerCollator:
         return _to_tensors(
             teacher,
             student,
-            teacher_loss[teacher_keep],
-            student_loss[student_keep],
+            teacher_loss if teacher_keep is None else teacher_loss[teacher_keep],
+            student_loss if student_keep is None else student_loss[student_keep],
             alignment,
             (self.teacher_pad_id, self.student_pad_id),
         )
 
 
-def _keep_mask(batch: TokenizedBatch, max_length: int) -> npt.NDArray[np.bool_]:
-    """Tokens that survive truncation to `max_length`. Shapes: (M,)."""
+def _keep_mask(batch: TokenizedBatch, max_length: int) -> npt.NDArray[np.bool_] | None:
+    """Tokens that survive truncation to `max_length`, None for all. Shapes: (M,)."""
+    if not np.any(batch.row_lengths > max_length):
+        return None
     position = np.arange(len(batch.input_ids)) - batch.row_starts[batch.token_rows]
     return np.asarray(position < max_length)
 
@@ -198,16 +286,19 @@ def _to_tensors(
         ("teacher", teacher, teacher_loss, alignment.teacher_chunk_index, pad_ids[0]),
         ("student", student, student_loss, alignment.student_chunk_index, pad_ids[1]),
     ):
-        ones = np.ones(len(side.input_ids), dtype=np.int64)
-        sides[f"{name}_input_ids"] = pad_rows(side.input_ids, side.row_starts, pad_id)
-        sides[f"{name}_attention_mask"] = pad_rows(ones, side.row_starts, 0)
-        sides[f"{name}_loss_mask"] = pad_rows(loss, side.row_starts, False)
-        sides[f"{name}_chunk_index"] = pad_rows(chunk_index, side.row_starts, -1)
+        lengths = side.row_lengths
+        width = int(lengths.max(initial=0))
+        positions = _padded_positions(side.row_starts, width)
+        sides[f"{name}_input_ids"] = pad_rows(side.input_ids, side.row_starts, pad_id, 0, positions)
+        mask = np.arange(width)[None, :] < lengths[:, None]  # (B, T)
+        sides[f"{name}_attention_mask"] = mask.astype(np.int64)
+        sides[f"{name}_loss_mask"] = pad_rows(loss, side.row_starts, False, 0, positions)
+        sides[f"{name}_chunk_index"] = pad_rows(chunk_index, side.row_starts, -1, 0, positions)
     chunk_rows = alignment.chunk_row_starts
     num_bytes = alignment.chunk_byte_ends - alignment.chunk_byte_starts
     sides["num_chunks"] = alignment.num_chunks
     sides["chunk_num_bytes"] = pad_rows(num_bytes, chunk_rows, 0)
     sides["teacher_chunk_last_token"] = pad_rows(alignment.teacher_chunk_last_token, chunk_rows, -1)
     sides["student_chunk_last_token"] = pad_rows(alignment.student_chunk_last_token, chunk_rows, -1)
-    tensors = {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in sides.items()}
+    tensors = {key: torch.from_numpy(value) for key, value in sides.items()}
     return CrossTokenizerBatch(**tensors)

@@ -161,9 +161,16 @@ def _utf8(texts: list[str]) -> list[bytes]:
 
 
 def _body_spans(
-    rust: Tokenizer, table: TokenBytes, texts: list[str], text_bytes: list[bytes]
+    rust: Tokenizer,
+    table: TokenBytes,
+    texts: list[str],
+    text_bytes: list[bytes],
+    failures: dict[int, str] | None = None,
 ) -> tuple[Int64Array, Int64Array, Int64Array, Int64Array]:
     """(flat ids, byte_starts, byte_ends, tokens per row) of the texts without template specials.
+
+    With `failures`, a row that cannot be mapped exactly is recorded there (row -> reason) and
+    keeps meaningless spans instead of raising; the caller must drop it.
 
     Shapes: (M,), (M,), (M,), (R,).
     """
@@ -185,9 +192,14 @@ def _body_spans(
     has_prepend = bool(table.metaspace) and normalize("x").startswith(str(table.metaspace))
     for row in np.flatnonzero(~ok):
         start, stop = row_token_starts[row], row_token_starts[row + 1]
-        byte_starts[start:stop], byte_ends[start:stop] = normalized_byte_spans(
-            texts[row], flat_ids[start:stop], table, normalize, has_prepend
-        )
+        try:
+            byte_starts[start:stop], byte_ends[start:stop] = normalized_byte_spans(
+                texts[row], flat_ids[start:stop], table, normalize, has_prepend
+            )
+        except ValueError as error:
+            if failures is None:
+                raise
+            failures[int(row)] = str(error)
     return flat_ids, byte_starts, byte_ends, counts
 
 
@@ -207,11 +219,28 @@ def encode_batch(
         ValueError: a text whose tokens cannot be mapped back to exact bytes (names the
             normalizer), or invalid Unicode.
     """
+    return encode_batch_recording(tokenizer, texts, add_special_tokens=add_special_tokens)
+
+
+def encode_batch_recording(
+    tokenizer: object,
+    texts: Sequence[str],
+    *,
+    add_special_tokens: bool = True,
+    failures: dict[int, str] | None = None,
+) -> TokenizedBatch:
+    """`encode_batch`; with `failures`, unmappable rows are recorded there instead of raising.
+
+    A recorded row (row index -> the ValueError's message) has meaningless spans: drop it
+    (`TokenizedBatch.select`). Invalid Unicode still raises.
+    """
     rust = as_rust_tokenizer(tokenizer)
     checked = _check_texts(texts)
     table = token_bytes(rust)
     text_bytes = _utf8(checked)
-    body_ids, body_starts, body_ends, counts = _body_spans(rust, table, checked, text_bytes)
+    body_ids, body_starts, body_ends, counts = _body_spans(
+        rust, table, checked, text_bytes, failures
+    )
     prefix_ids, suffix_ids = template_special_ids(rust) if add_special_tokens else ([], [])
     num_text_bytes = np.fromiter(map(len, text_bytes), dtype=np.int64, count=len(text_bytes))
     return _with_template(

@@ -108,6 +108,18 @@ class TokenizedBatch:
             num_text_bytes=np.array([row.num_text_bytes for row in rows], dtype=np.int64),
         )
 
+    def select(self, keep_rows: BoolArray) -> TokenizedBatch:
+        """The rows where `keep_rows` is True. Shapes: keep_rows (R,)."""
+        keep = np.repeat(keep_rows, self.row_lengths)
+        return TokenizedBatch(
+            input_ids=self.input_ids[keep],
+            byte_starts=self.byte_starts[keep],
+            byte_ends=self.byte_ends[keep],
+            is_special=self.is_special[keep],
+            row_starts=row_offsets(self.row_lengths[keep_rows]),
+            num_text_bytes=self.num_text_bytes[keep_rows],
+        )
+
     def truncate(self, max_length: int) -> TokenizedBatch:
         """Keep the first `max_length` tokens of each row."""
         if max_length < 0:

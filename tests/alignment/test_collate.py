@@ -162,3 +162,38 @@ def test_chat_with_real_templates() -> None:
     ids = batch.teacher_input_ids[0][batch.teacher_loss_mask[0]].tolist()
     assert teacher.decode(ids) == "Blue, like the sky."
     assert int(batch.chunk_num_bytes[0].sum()) > 0
+
+
+def skipping(**kwargs) -> CrossTokenizerCollator:
+    return CrossTokenizerCollator(
+        trained_tokenizer("wordpiece"),  # "ℵ" is an <unk>: no exact byte span
+        trained_tokenizer("byte_bpe"),
+        max_teacher_length=64,
+        max_student_length=64,
+        **kwargs,
+    )
+
+
+def test_unmappable_example_raises_by_default() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        skipping()(["hello world", "ℵ"])
+
+
+def test_unmappable_example_is_skipped_with_a_warning() -> None:
+    collator = skipping(on_unmappable="skip")
+    clean = skipping()(["hello world", "a b"])
+    with pytest.warns(RuntimeWarning, match=r"skipped example 1 of a batch of 3: .*unknown.*\(1 "):
+        batch = collator(["hello world", "ℵ", "a b"])
+    assert batch.teacher_input_ids.shape[0] == 2  # the odd example is dropped, not misaligned
+    for field in ("teacher_input_ids", "student_chunk_index", "chunk_num_bytes"):
+        assert torch.equal(getattr(batch, field), getattr(clean, field))
+    with pytest.warns(RuntimeWarning, match=r"\(2 skipped so far\)"):
+        collator(["ℵ", "hello"])
+    assert collator.num_skipped == 2
+
+
+def test_all_unmappable_batch_raises_even_when_skipping() -> None:
+    with pytest.raises(ValueError, match="every example of this batch"):
+        skipping(on_unmappable="skip")(["ℵ"])
+    with pytest.raises(ValueError, match="on_unmappable"):
+        skipping(on_unmappable="ignore")
