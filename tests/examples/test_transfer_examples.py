@@ -1,14 +1,49 @@
-"""The transfer and distillation examples run end to end on tiny models, in subprocesses."""
+"""The transfer and distillation examples run end to end on tiny models, in subprocesses.
+
+The tiny models are built with the helpers of `tests/trainers/conftest.py`, loaded by path: this
+folder has no conftest.py, so that `from conftest import ...` elsewhere never resolves to it.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+TESTS = Path(__file__).resolve().parents[1]
+EXAMPLES = TESTS.parent / "examples"
+
+
+def _trainer_fixtures() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "_ctd_trainer_fixtures", TESTS / "trainers" / "conftest.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two tiny Llama folders with different trained tokenizers, plus small text files."""
+    builders = _trainer_fixtures()
+    root = tmp_path_factory.mktemp("tiny_example")
+    paths = {"model": root / "model", "other": root / "other"}
+    for seed, (name, kind, vocab_size) in enumerate(
+        [("model", "byte_bpe", 400), ("other", "digits_bpe", 330)]
+    ):
+        tokenizer = builders._train_tokenizer(kind, vocab_size, paths[name])
+        builders._tiny_llama(len(tokenizer), paths[name], seed, tokenizer)
+    paths["train"], paths["heldout"] = root / "train.txt", root / "heldout.txt"
+    paths["train"].write_text("\n\n".join(builders.TEXTS * 3))
+    paths["heldout"].write_text("\n\n".join(builders.TEXTS[:6]))
+    return paths
 
 
 def run_example(script: str, *args: str) -> str:

@@ -58,3 +58,4 @@ def test_gemma3_tokenizer_matches_vetted_tokenizer(tmp_path: Path) -> None:
         assert tokenizer.decode(ids) == text
     for role in ("bos", "eos", "pad", "unk"):
         assert getattr(tokenizer, f"{role}_token") == getattr(vetted, f"{role}_token")
+    gguf.unlink()  # 253 MB
