@@ -113,6 +113,26 @@ def test_from_hidden_matches_plain(mode, shape):
         torch.testing.assert_close(g, w, atol=1e-12, rtol=1e-9)
 
 
+@pytest.mark.parametrize("mode", ["position", "batch", "vocab_unweighted"])
+@pytest.mark.parametrize("temperature", [1.0, 1.7])
+def test_from_hidden_unmasked_matches_plain(mode, temperature):
+    gen = torch.Generator().manual_seed(7)
+    hidden = torch.randn(3, 7, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(11, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    target = torch.randn(3, 7, 11, generator=gen, dtype=torch.float64) * 2
+    kwargs = {"normalization": mode, "temperature": temperature}
+    got = tvdpp_loss_from_hidden(hidden, weight, target, chunk_size=5, **kwargs)
+    want = tvdpp_loss(hidden @ weight.T, target, **kwargs)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-10)
+    got_grads = torch.autograd.grad(got * 3, (hidden, weight))  # a non-unit incoming gradient
+    want_grads = torch.autograd.grad(want * 3, (hidden, weight))
+    for g, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-12, rtol=1e-9)
+    target_before = target.clone()
+    tvdpp_loss_from_hidden(hidden, weight, target, chunk_size=5, **kwargs)
+    assert torch.equal(target, target_before)  # the chunked path never writes its input
+
+
 def test_bad_input():
     draft, target, mask = case()
     with pytest.raises(ValueError, match=r"target_logits \(3, 5, 39\) and draft_logits"):
