@@ -270,6 +270,12 @@ def align_batch(
     """
     _check_pair(teacher, student, mode)
     row_base = row_offsets(teacher.num_text_bytes + 1)[:-1]
+    if _tiles_text(teacher) and _tiles_text(student):
+        tiled = _tiled_alignment(
+            teacher, student, row_base, mode, bias, teacher_token_bytes, student_token_bytes
+        )
+        if tiled is not None:
+            return tiled
     t_starts, t_ends = _global_positions(teacher, row_base)
     s_starts, s_ends = _global_positions(student, row_base)
     t_zero = teacher.is_special & (t_ends == t_starts)
@@ -298,6 +304,80 @@ def align_batch(
         if result is not None:
             return result
     raise RuntimeError("chunk assembly failed: token spans overlap or are out of order")
+
+
+def _tiles_text(batch: TokenizedBatch) -> bool:
+    """Whether every row is non-special tokens of positive width tiling its bytes in order.
+
+    The common case (plain text, no BOS/EOS): then every interval between consecutive common
+    boundaries is tiled exactly on both sides and `_tiled_alignment` applies.
+    """
+    starts, ends, row_starts = batch.byte_starts, batch.byte_ends, batch.row_starts
+    if np.any(batch.is_special):
+        return False
+    nonempty = row_starts[1:] > row_starts[:-1]
+    if not np.all(nonempty | (batch.num_text_bytes == 0)):
+        return False  # a non-empty text without tokens
+    previous_end = np.empty_like(ends)
+    previous_end[1:] = ends[:-1]
+    previous_end[row_starts[:-1][nonempty]] = 0
+    last = row_starts[1:][nonempty] - 1
+    return bool(
+        np.array_equal(starts, previous_end)
+        and np.array_equal(ends[last], batch.num_text_bytes[nonempty])
+        and np.all(ends > starts)
+    )
+
+
+def _tiled_alignment(
+    teacher: TokenizedBatch,
+    student: TokenizedBatch,
+    row_base: Int64Array,
+    mode: str,
+    bias: TokenizationBias | None,
+    teacher_token_bytes: TokenBytes | None,
+    student_token_bytes: TokenBytes | None,
+) -> BatchAlignment | None:
+    """`align_batch` when both sides tile every row (`_tiles_text`): O(M), no interval stats.
+
+    Each common boundary is then the end of exactly one token on each side, so the chunk of a
+    token is the number of common-boundary token ends before it on its side (one cumsum), and
+    the chunk's last tokens are the tokens ending on a common boundary. Returns None if the
+    two sides disagree on the chunks (then the general path decides).
+    """
+    t_ends = teacher.byte_ends + row_base[teacher.token_rows]
+    s_ends = student.byte_ends + row_base[student.token_rows]
+    axis_size = int(row_base[-1] + teacher.num_text_bytes[-1]) + 1 if len(row_base) else 1
+    marks = np.zeros(axis_size, np.bool_)  # the global byte axis
+    marks[s_ends] = True
+    t_common = marks[t_ends]
+    marks[s_ends] = False
+    marks[t_ends] = True
+    s_common = marks[s_ends]
+    t_last, s_last = np.flatnonzero(t_common), np.flatnonzero(s_common)
+    if len(t_last) != len(s_last) or not np.array_equal(t_ends[t_last], s_ends[s_last]):
+        return None
+    chunk_ends = t_ends[t_last]
+    first = np.empty_like(t_last)  # tokens tile the rows, so a chunk starts after the last
+    first[:1] = 0
+    first[1:] = t_last[:-1] + 1
+    rows = teacher.token_rows[t_last]
+    chunk_starts = teacher.byte_starts[first] + row_base[rows]
+    t_chunk = np.cumsum(t_common) - t_common
+    s_chunk = np.cumsum(s_common) - s_common
+    table = ChunkTable(
+        chunk_starts, chunk_ends, rows, np.zeros(len(t_last), np.bool_), t_last, s_last
+    )
+    return _merged(
+        table,
+        t_chunk,
+        s_chunk,
+        row_base,
+        _side_tokens(teacher, teacher_token_bytes),
+        _side_tokens(student, student_token_bytes),
+        mode,
+        bias,
+    )
 
 
 @dataclass(frozen=True)
@@ -376,13 +456,40 @@ def _assemble(
         return None
     rows = np.searchsorted(candidates.row_base, starts, "right") - 1
     table = ChunkTable(starts, ends, rows, special, bounds[0][1], bounds[1][1])
-    group = merge_chunks(
+    return _merged(
         table,
+        chunks[0],
+        chunks[1],
+        candidates.row_base,
+        _side_tokens(teacher.batch, teacher.table),
+        _side_tokens(student.batch, student.table),
         mode,
-        SideTokens(teacher.batch.input_ids, teacher.batch.is_special, teacher.table),
-        SideTokens(student.batch.input_ids, student.batch.is_special, student.table),
         bias,
     )
+
+
+def _side_tokens(batch: TokenizedBatch, table: TokenBytes | None) -> SideTokens:
+    return SideTokens(batch.input_ids, batch.is_special, batch.row_starts, table)
+
+
+def _merged(
+    table: ChunkTable,
+    teacher_chunk: Int64Array,
+    student_chunk: Int64Array,
+    row_base: Int64Array,
+    teacher: SideTokens,
+    student: SideTokens,
+    mode: str,
+    bias: TokenizationBias | None,
+) -> BatchAlignment:
+    """Merge the chunks by `mode` and make chunk and token indices row-local.
+
+    Shapes: table (C,) on the global byte axis with flat token indices; *_chunk (M,) global
+    chunk ids, -1 = in no chunk.
+    """
+    starts, ends, rows = table.byte_starts, table.byte_ends, table.rows
+    chunks = (teacher_chunk, student_chunk)
+    group = merge_chunks(table, mode, teacher, student, bias)
     num_groups = int(group[-1]) + 1 if len(group) else 0
     if num_groups == len(group):  # no merges: every chunk is its own group
         first_chunk = last_chunk = group
@@ -390,22 +497,23 @@ def _assemble(
         last_chunk = np.searchsorted(group, np.arange(num_groups), "right") - 1
         first_chunk = np.searchsorted(group, np.arange(num_groups), "left")
     group_rows = rows[first_chunk]
-    chunk_row_starts = row_offsets(np.bincount(group_rows, minlength=len(candidates.row_base)))
+    chunk_row_starts = row_offsets(np.bincount(group_rows, minlength=len(row_base)))
     local = [
-        _local_chunks(chunk, group, num_groups, chunk_row_starts, side.batch)
+        _local_chunks(chunk, group, num_groups, chunk_row_starts, side.row_starts)
         for chunk, side in zip(chunks, (teacher, student), strict=True)
     ]
-    base = candidates.row_base[group_rows]
+    base = row_base[group_rows]
+    t_last, s_last = table.teacher_last_token[last_chunk], table.student_last_token[last_chunk]
     return BatchAlignment(
         teacher_chunk_index=local[0],
         student_chunk_index=local[1],
         chunk_byte_starts=starts[first_chunk] - base,
         chunk_byte_ends=ends[last_chunk] - base,
-        teacher_chunk_last_token=bounds[0][1][last_chunk] - teacher.batch.row_starts[group_rows],
-        student_chunk_last_token=bounds[1][1][last_chunk] - student.batch.row_starts[group_rows],
+        teacher_chunk_last_token=t_last - teacher.row_starts[group_rows],
+        student_chunk_last_token=s_last - student.row_starts[group_rows],
         chunk_row_starts=chunk_row_starts,
-        teacher_row_starts=teacher.batch.row_starts,
-        student_row_starts=student.batch.row_starts,
+        teacher_row_starts=teacher.row_starts,
+        student_row_starts=student.row_starts,
     )
 
 
@@ -414,11 +522,11 @@ def _local_chunks(
     group: Int64Array,
     num_groups: int,
     chunk_row_starts: Int64Array,
-    batch: TokenizedBatch,
+    row_starts: Int64Array,
 ) -> Int64Array:
     """Global chunk ids -> per-row merged chunk ids, -1 kept. Shapes: (M,) -> (M,)."""
     local = chunk if num_groups == len(group) else np.concatenate([group, [-1]])[chunk]
-    local = local - np.repeat(chunk_row_starts[:-1], batch.row_lengths)
+    local = local - np.repeat(chunk_row_starts[:-1], np.diff(row_starts))
     local[chunk < 0] = -1
     return local
 

@@ -117,6 +117,11 @@ def _spelled_rows(
     ends = np.concatenate([[0], cum])[row_token_starts]
     stream_row_len = ends[1:] - ends[:-1]
     text_len = np.fromiter(map(len, text_bytes), dtype=np.int64, count=len(text_bytes))
+    if table.length_proves_exact and (table.unk_id < 0 or not np.any(flat_ids == table.unk_id)):
+        # Equal length is proof of exact spelling here (see `_length_proves_exact`); a row of
+        # another length is not spelled exactly (there is no dummy prefix) and takes the
+        # normalizer-aware path, which maps it exactly or raises.
+        return stream_row_len == text_len, np.zeros(len(text_len), dtype=np.int64)
     prefix = (stream_row_len - text_len == 1) & table.prepends_space
     length_ok = (stream_row_len == text_len) | prefix
     text_base = row_offsets(text_len + 1)[:-1] + 1 - prefix  # where each row's stream starts

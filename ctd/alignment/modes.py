@@ -43,13 +43,14 @@ class ChunkTable:
 
 @dataclass(frozen=True)
 class SideTokens:
-    """What the modes need of one side: flat ids, special flags and the vocabulary table.
+    """What the modes need of one side: flat ids, special flags, rows and the vocabulary table.
 
-    Shapes: input_ids, is_special (M,).
+    Shapes: input_ids, is_special (M,); row_starts (R + 1,).
     """
 
     input_ids: Int64Array
     is_special: BoolArray
+    row_starts: Int64Array
     table: TokenBytes | None
 
 

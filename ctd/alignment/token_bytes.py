@@ -63,6 +63,10 @@ class TokenBytes:
         blob: all `bytes_of` concatenated, for vectorised checks (sum of byte_lengths,).
         blob_starts: where each id's bytes start in `blob`.
         metaspace: the character that stands for a space in normalized text (`▁`), or None.
+        length_proves_exact: the pipeline can only keep a text byte or lose it, never insert
+            or substitute one (`_length_proves_exact`), so a row whose token bytes are as
+            long as its text spells it exactly, unless it contains `unk_id`.
+        unk_id: the model's unknown-token id, -1 if it has none.
     """
 
     bytes_of: list[bytes]
@@ -75,6 +79,8 @@ class TokenBytes:
     blob: npt.NDArray[np.uint8]
     blob_starts: npt.NDArray[np.int64]
     metaspace: str | None
+    length_proves_exact: bool = False
+    unk_id: int = -1
 
     @property
     def vocab_size(self) -> int:
@@ -168,6 +174,71 @@ def _pipeline_flags(parsed: dict[str, Any]) -> tuple[bool, bool, str | None]:
     return prepends, drops, ("+".join(changing) or None)
 
 
+_SPLITTING_PRE_TOKENIZERS = frozenset(
+    {
+        "BertPreTokenizer",
+        "ByteLevel",
+        "CharDelimiterSplit",
+        "Digits",
+        "Metaspace",
+        "Punctuation",
+        "Split",
+        "UnicodeScripts",
+        "Whitespace",
+        "WhitespaceSplit",
+    }
+)
+
+
+def _length_proves_exact(parsed: dict[str, Any], prepends: bool) -> bool:
+    """Whether equal byte length of a row's tokens and its text proves they spell it (no unk).
+
+    The argument: take a BPE model, byte-level (every text byte is a character of GPT-2's
+    table, mapped back one to one) or byte-fallback (a `<0xNN>` piece from the fallback is the
+    text's byte), with no subword prefix/suffix, no dummy prefix, pre-tokenizers that only split
+    (and may remove), and no normalizer except `Replace(" " -> metaspace)` that `token_bytes`
+    inverts. Each token's bytes are then either exactly the text bytes it came from, or strictly
+    fewer: a removed delimiter, a stripped added-token space, a literal metaspace (3 bytes ->
+    1), a literal "<0xNN>" piece (6 -> 1), a char dropped without an unk token. Nothing inserts
+    or substitutes bytes except `<unk>` (5 bytes for 1-4), which the caller excludes by id; a
+    normalized added token with a metaspace in its content (matching a space) is excluded here.
+    So total length equal -> nothing lost anywhere -> byte-exact. Everything else (any other
+    normalizer, e.g. Lowercase or NFC; WordPiece; a dummy prefix) takes the full check.
+    """
+    model = parsed["model"]
+    if model.get("type") != "BPE" or prepends:
+        return False
+    if model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):
+        return False
+    pre_tokenizers = components(parsed.get("pre_tokenizer"), "pretokenizers")
+    if any(node.get("type") not in _SPLITTING_PRE_TOKENIZERS for node in pre_tokenizers):
+        return False
+    byte_level = any(node.get("type") == "ByteLevel" for node in pre_tokenizers)
+    if not (byte_level or model.get("byte_fallback")):
+        return False
+    metaspace = None if byte_level else _metaspace_char(parsed)
+    normalizers = components(parsed.get("normalizer"), "normalizers")
+    for node in normalizers:
+        inverted = node.get("type") == "Replace" and node.get("pattern") == {"String": " "}
+        if not (inverted and metaspace is not None and node.get("content") == metaspace):
+            return False
+    if normalizers:
+        for token in parsed.get("added_tokens", []):
+            if token.get("normalized") and metaspace and metaspace in str(token["content"]):
+                return False
+    return True
+
+
+def _unk_id(parsed: dict[str, Any]) -> int:
+    unk = parsed["model"].get("unk_token")
+    vocab = parsed["model"].get("vocab", {})
+    if isinstance(unk, int):  # Unigram: unk_id
+        return unk
+    if isinstance(unk, str) and isinstance(vocab, dict) and unk in vocab:
+        return int(vocab[unk])
+    return -1
+
+
 def _build(parsed: dict[str, Any]) -> TokenBytes:
     entries = _model_entries(parsed["model"])
     added = {int(token["id"]): token for token in parsed.get("added_tokens", [])}
@@ -199,6 +270,8 @@ def _build(parsed: dict[str, Any]) -> TokenBytes:
         blob=blob,
         blob_starts=blob_starts,
         metaspace=None if _is_byte_level(parsed) else _metaspace_char(parsed),
+        length_proves_exact=_length_proves_exact(parsed, prepends),
+        unk_id=_unk_id(parsed),
     )
 
 
