@@ -68,11 +68,14 @@ class CrossTokenizerBatch:
         return CrossTokenizerBatch(**moved)
 
 
-def _padded_positions(row_starts: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.int64]:
-    """Flat index of every token in a right-padded (R, width) matrix. Shapes: (R + 1,) -> (M,)."""
+def _row_mask(row_starts: npt.NDArray[np.int64], width: int = 0) -> npt.NDArray[np.bool_]:
+    """Real (not padding) cells of a right-padded (R, max(width, longest row)) matrix.
+
+    Shapes: (R + 1,) -> (R, W).
+    """
     lengths = np.diff(row_starts)
-    shift = np.arange(len(lengths), dtype=np.int64) * width - row_starts[:-1]  # (R,)
-    return np.arange(int(row_starts[-1]), dtype=np.int64) + np.repeat(shift, lengths)
+    num_cols = max(int(lengths.max(initial=0)), width)
+    return np.arange(num_cols) < lengths[:, None]
 
 
 def pad_rows(
@@ -80,22 +83,21 @@ def pad_rows(
     row_starts: npt.NDArray[np.int64],
     fill: int | bool,
     width: int = 0,
-    positions: npt.NDArray[np.int64] | None = None,
+    mask: npt.NDArray[np.bool_] | None = None,
 ) -> npt.NDArray[Any]:
     """Scatter a flat ragged array into a right-padded (R, max(width, longest row)) matrix.
 
-    `positions` (from `_padded_positions` for the same width) saves recomputing the scatter
-    index when several arrays share rows. Shapes: values (M,), row_starts (R + 1,) -> (R, W).
+    One `np.full` and one boolean-mask assignment (row-major order is the flat order);
+    `mask` (`_row_mask` of the same rows and width) saves recomputing it when several arrays
+    share rows. Shapes: values (M,), row_starts (R + 1,) -> (R, W).
     """
-    lengths = np.diff(row_starts)
-    num_rows, num_cols = len(lengths), max(int(lengths.max(initial=0)), width)
-    if len(values) == num_rows * num_cols:  # no padding needed
-        return values.reshape(num_rows, num_cols)
-    if positions is None:
-        positions = _padded_positions(row_starts, num_cols)
-    out = np.full(num_rows * num_cols, fill, dtype=values.dtype)
-    out[positions] = values
-    return out.reshape(num_rows, num_cols)
+    if mask is None:
+        mask = _row_mask(row_starts, width)
+    if len(values) == mask.size:  # no padding needed
+        return values.reshape(mask.shape)
+    out = np.full(mask.shape, fill, dtype=values.dtype)
+    out[mask] = values
+    return out
 
 
 def _pad_id(tokenizer: object) -> int:
@@ -286,19 +288,20 @@ def _to_tensors(
         ("teacher", teacher, teacher_loss, alignment.teacher_chunk_index, pad_ids[0]),
         ("student", student, student_loss, alignment.student_chunk_index, pad_ids[1]),
     ):
-        lengths = side.row_lengths
-        width = int(lengths.max(initial=0))
-        positions = _padded_positions(side.row_starts, width)
-        sides[f"{name}_input_ids"] = pad_rows(side.input_ids, side.row_starts, pad_id, 0, positions)
-        mask = np.arange(width)[None, :] < lengths[:, None]  # (B, T)
+        mask = _row_mask(side.row_starts)  # (B, T)
+        sides[f"{name}_input_ids"] = pad_rows(side.input_ids, side.row_starts, pad_id, 0, mask)
         sides[f"{name}_attention_mask"] = mask.astype(np.int64)
-        sides[f"{name}_loss_mask"] = pad_rows(loss, side.row_starts, False, 0, positions)
-        sides[f"{name}_chunk_index"] = pad_rows(chunk_index, side.row_starts, -1, 0, positions)
+        sides[f"{name}_loss_mask"] = pad_rows(loss, side.row_starts, False, 0, mask)
+        sides[f"{name}_chunk_index"] = pad_rows(chunk_index, side.row_starts, -1, 0, mask)
     chunk_rows = alignment.chunk_row_starts
+    chunk_mask = _row_mask(chunk_rows)  # (B, Cmax)
     num_bytes = alignment.chunk_byte_ends - alignment.chunk_byte_starts
     sides["num_chunks"] = alignment.num_chunks
-    sides["chunk_num_bytes"] = pad_rows(num_bytes, chunk_rows, 0)
-    sides["teacher_chunk_last_token"] = pad_rows(alignment.teacher_chunk_last_token, chunk_rows, -1)
-    sides["student_chunk_last_token"] = pad_rows(alignment.student_chunk_last_token, chunk_rows, -1)
+    sides["chunk_num_bytes"] = pad_rows(num_bytes, chunk_rows, 0, 0, chunk_mask)
+    for name, last in (
+        ("teacher", alignment.teacher_chunk_last_token),
+        ("student", alignment.student_chunk_last_token),
+    ):
+        sides[f"{name}_chunk_last_token"] = pad_rows(last, chunk_rows, -1, 0, chunk_mask)
     tensors = {key: torch.from_numpy(value) for key, value in sides.items()}
     return CrossTokenizerBatch(**tensors)
