@@ -272,7 +272,7 @@ def align_batch(
     row_base = row_offsets(teacher.num_text_bytes + 1)[:-1]
     if _tiles_text(teacher) and _tiles_text(student):
         tiled = _tiled_alignment(
-            teacher, student, row_base, mode, bias, teacher_token_bytes, student_token_bytes
+            teacher, student, mode, bias, teacher_token_bytes, student_token_bytes
         )
         if tiled is not None:
             return tiled
@@ -332,7 +332,6 @@ def _tiles_text(batch: TokenizedBatch) -> bool:
 def _tiled_alignment(
     teacher: TokenizedBatch,
     student: TokenizedBatch,
-    row_base: Int64Array,
     mode: str,
     bias: TokenizationBias | None,
     teacher_token_bytes: TokenBytes | None,
@@ -345,10 +344,11 @@ def _tiled_alignment(
     the chunk's last tokens are the tokens ending on a common boundary. Returns None if the
     two sides disagree on the chunks (then the general path decides).
     """
-    t_ends = teacher.byte_ends + row_base[teacher.token_rows]
-    s_ends = student.byte_ends + row_base[student.token_rows]
-    axis_size = int(row_base[-1] + teacher.num_text_bytes[-1]) + 1 if len(row_base) else 1
-    marks = np.zeros(axis_size, np.bool_)  # the global byte axis
+    # Tokens tile consecutive rows, so a cumsum of widths puts every token end on one gapless
+    # byte axis (row r's bytes follow row r - 1's); no token ends where a row starts.
+    t_ends = np.cumsum(teacher.byte_ends - teacher.byte_starts)
+    s_ends = np.cumsum(student.byte_ends - student.byte_starts)
+    marks = np.zeros(int(teacher.num_text_bytes.sum()) + 1, np.bool_)
     marks[s_ends] = True
     t_common = marks[t_ends]
     marks[s_ends] = False
@@ -357,22 +357,28 @@ def _tiled_alignment(
     t_last, s_last = np.flatnonzero(t_common), np.flatnonzero(s_common)
     if len(t_last) != len(s_last) or not np.array_equal(t_ends[t_last], s_ends[s_last]):
         return None
-    chunk_ends = t_ends[t_last]
-    first = np.empty_like(t_last)  # tokens tile the rows, so a chunk starts after the last
+    t_cum = np.zeros(len(t_common) + 1, dtype=np.int64)
+    np.cumsum(t_common, out=t_cum[1:])
+    s_cum = np.zeros(len(s_common) + 1, dtype=np.int64)
+    np.cumsum(s_common, out=s_cum[1:])
+    chunk_row_starts = t_cum[teacher.row_starts]
+    rows = np.repeat(np.arange(len(teacher), dtype=np.int64), np.diff(chunk_row_starts))
+    first = np.empty_like(t_last)  # a chunk starts after the previous one's last token
     first[:1] = 0
     first[1:] = t_last[:-1] + 1
-    rows = teacher.token_rows[t_last]
-    chunk_starts = teacher.byte_starts[first] + row_base[rows]
-    t_chunk = np.cumsum(t_common) - t_common
-    s_chunk = np.cumsum(s_common) - s_common
-    table = ChunkTable(
-        chunk_starts, chunk_ends, rows, np.zeros(len(t_last), np.bool_), t_last, s_last
+    table = ChunkTable(  # row-local bytes
+        teacher.byte_starts[first],
+        teacher.byte_ends[t_last],
+        rows,
+        np.zeros(len(t_last), np.bool_),
+        t_last,
+        s_last,
     )
     return _merged(
         table,
-        t_chunk,
-        s_chunk,
-        row_base,
+        t_cum[:-1],
+        s_cum[:-1],
+        None,
         _side_tokens(teacher, teacher_token_bytes),
         _side_tokens(student, student_token_bytes),
         mode,
@@ -476,7 +482,7 @@ def _merged(
     table: ChunkTable,
     teacher_chunk: Int64Array,
     student_chunk: Int64Array,
-    row_base: Int64Array,
+    row_base: Int64Array | None,
     teacher: SideTokens,
     student: SideTokens,
     mode: str,
@@ -484,8 +490,9 @@ def _merged(
 ) -> BatchAlignment:
     """Merge the chunks by `mode` and make chunk and token indices row-local.
 
-    Shapes: table (C,) on the global byte axis with flat token indices; *_chunk (M,) global
-    chunk ids, -1 = in no chunk.
+    Shapes: table (C,) with flat token indices, its bytes on the global byte axis starting
+    rows at `row_base` (None: already row-local); *_chunk (M,) global chunk ids, -1 = in no
+    chunk.
     """
     starts, ends, rows = table.byte_starts, table.byte_ends, table.rows
     chunks = (teacher_chunk, student_chunk)
@@ -497,12 +504,13 @@ def _merged(
         last_chunk = np.searchsorted(group, np.arange(num_groups), "right") - 1
         first_chunk = np.searchsorted(group, np.arange(num_groups), "left")
     group_rows = rows[first_chunk]
-    chunk_row_starts = row_offsets(np.bincount(group_rows, minlength=len(row_base)))
+    num_rows = len(teacher.row_starts) - 1
+    chunk_row_starts = row_offsets(np.bincount(group_rows, minlength=num_rows))
     local = [
-        _local_chunks(chunk, group, num_groups, chunk_row_starts, side.row_starts)
+        _local_chunks(chunk, group, num_groups, chunk_row_starts, side.row_starts, row_base)
         for chunk, side in zip(chunks, (teacher, student), strict=True)
     ]
-    base = row_base[group_rows]
+    base = 0 if row_base is None else row_base[group_rows]
     t_last, s_last = table.teacher_last_token[last_chunk], table.student_last_token[last_chunk]
     return BatchAlignment(
         teacher_chunk_index=local[0],
@@ -523,11 +531,16 @@ def _local_chunks(
     num_groups: int,
     chunk_row_starts: Int64Array,
     row_starts: Int64Array,
+    row_base: Int64Array | None,
 ) -> Int64Array:
-    """Global chunk ids -> per-row merged chunk ids, -1 kept. Shapes: (M,) -> (M,)."""
+    """Global chunk ids -> per-row merged chunk ids, -1 kept. Shapes: (M,) -> (M,).
+
+    `row_base` None: from `_tiled_alignment`, where every token is in a chunk.
+    """
     local = chunk if num_groups == len(group) else np.concatenate([group, [-1]])[chunk]
     local = local - np.repeat(chunk_row_starts[:-1], np.diff(row_starts))
-    local[chunk < 0] = -1
+    if row_base is not None:
+        local[chunk < 0] = -1
     return local
 
 
