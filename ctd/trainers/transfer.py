@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from ctd.alignment import CrossTokenizerBatch
+from ctd.alignment import CrossTokenizerBatch, alignment_statistics
 from ctd.config import OptimConfig
 from ctd.losses import approx_gradmag_preserve_mag
 from ctd.metrics import BitsPerByte, ChunkAgreement, joint_valid_chunk_mask
@@ -116,7 +116,7 @@ class DistillationModule(L.LightningModule):
         size = batch.student_input_ids.shape[0]
         self.log_dict({f"train/{k}": v.detach() for k, v in values.items()}, batch_size=size)
         self.log("train/loss", total.detach(), prog_bar=True, batch_size=size)
-        self.log("train/chunks", batch.num_chunks.float().mean(), batch_size=size)
+        self.log_dict(alignment_statistics(batch), batch_size=size)
         return total
 
     def validation_step(self, batch: CrossTokenizerBatch, batch_idx: int) -> None:
