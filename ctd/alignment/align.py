@@ -498,8 +498,10 @@ def _merged(
     chunks = (teacher_chunk, student_chunk)
     group = merge_chunks(table, mode, teacher, student, bias)
     num_groups = int(group[-1]) + 1 if len(group) else 0
-    if num_groups == len(group):  # no merges: every chunk is its own group
-        first_chunk = last_chunk = group
+    first_chunk: Int64Array | slice
+    last_chunk: Int64Array | slice
+    if num_groups == len(group):  # no merges: every chunk is its own group, no gathers
+        first_chunk = last_chunk = slice(None)
     else:
         last_chunk = np.searchsorted(group, np.arange(num_groups), "right") - 1
         first_chunk = np.searchsorted(group, np.arange(num_groups), "left")
