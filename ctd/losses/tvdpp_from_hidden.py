@@ -25,10 +25,16 @@ def tvdpp_chunk_size(vocab_size: int, element_size: int = 4) -> int:
 
 
 def _softmax_(scores: Tensor, temperature: float) -> Tensor:
-    """Softmax over the last axis of ``scores / temperature``, written into ``scores``."""
+    """Softmax over the last axis of ``scores / temperature``, in place on CPU.
+
+    The CPU kernel works row by row and was checked bit-identical in place; elsewhere (CUDA not
+    yet checked here) a new tensor is returned.
+    """
     if temperature != 1:
         scores.div_(temperature)
-    out: Tensor = torch.ops.aten._softmax.out(scores, -1, False, out=scores)  # row-wise, alias-safe
+    if scores.device.type != "cpu":
+        return torch.softmax(scores, -1)
+    out: Tensor = torch.ops.aten._softmax.out(scores, -1, False, out=scores)
     return out
 
 
