@@ -180,3 +180,26 @@ def test_texts_longer_than_the_contexts_fail_before_training(tiny_models, tmp_pa
     )
     with pytest.raises(ValueError, match=r"longer than the contexts.*max_document_bytes=\d+"):
         run_fit(config)
+
+
+def test_ctd_fit_command_line(tiny_models, tmp_path, capsys) -> None:
+    from ctd import cli
+
+    yaml = tmp_path / "run.yaml"
+    yaml.write_text(
+        "mode: transfer\n"
+        f"teacher: {{name_or_path: {tiny_models['teacher']}}}\n"
+        "student: {tokenizer: bytes}\n"
+        "losses: [{name: alm}, {name: sft, weight: 0.5}]\n"
+        f"data: {{train_files: [{tiny_models['train']}], val_files: [{tiny_models['heldout']}],"
+        " batch_size: 2, max_teacher_length: 48, max_student_length: 160,"
+        " max_document_bytes: 150}\n"
+    )
+    root = tmp_path / "cli-run"
+    arguments = ["fit", "--config", str(yaml), "trainer.fast_dev_run=1"]
+    arguments += ["trainer.enable_progress_bar=false", f"trainer.default_root_dir={root}"]
+    assert cli.main(arguments) == 0
+    assert "train/loss" in capsys.readouterr().out
+    assert (root / "config.yaml").read_text().count("name: sft") == 1
+    assert cli.main(["fit", "--config", str(yaml), "trainer.max_stepz=1"]) == 2
+    assert "max_steps" in capsys.readouterr().err
