@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -13,7 +14,15 @@ from conftest import (
 )
 from tokenizers import Tokenizer, normalizers
 
-from ctd.alignment import align_batch, encode_batch, token_bytes
+from ctd.alignment import (
+    BatchAlignment,
+    TokenBytes,
+    TokenizedBatch,
+    TokenizedText,
+    align_batch,
+    encode_batch,
+    token_bytes,
+)
 
 align_module = importlib.import_module("ctd.alignment.align")  # `align` is also a function
 encode_module = importlib.import_module("ctd.alignment.encode")
@@ -90,6 +99,32 @@ def test_length_proof_gives_the_spans_of_the_full_check(
         assert np.array_equal(getattr(fast, field), getattr(full, field)), field
 
 
+def _assert_fast_equals_general(
+    teacher: TokenizedBatch,
+    student: TokenizedBatch,
+    tables: dict[str, TokenBytes],
+    monkeypatch: pytest.MonkeyPatch,
+    **options: object,
+) -> BatchAlignment:
+    """Both sides take the template fast path, and it gives what the general path gives."""
+    assert align_module._template_layout(teacher) is not None
+    assert align_module._template_layout(student) is not None
+    results = []
+    tiled = align_module._tiled_alignment
+    with monkeypatch.context() as patch:
+        patch.setattr(align_module, "_tiled_alignment", lambda *a: results.append(tiled(*a)))
+        align_batch(teacher, student, **tables, **options)  # type: ignore[arg-type]
+    assert len(results) == 1
+    assert results[0] is not None  # the fast path decided, no fallback
+    fast = align_batch(teacher, student, **tables, **options)  # type: ignore[arg-type]
+    with monkeypatch.context() as patch:
+        patch.setattr(align_module, "_template_layout", lambda _: None)
+        general = align_batch(teacher, student, **tables, **options)  # type: ignore[arg-type]
+    for field in dataclasses.fields(general):
+        assert np.array_equal(getattr(fast, field.name), getattr(general, field.name)), field.name
+    return fast
+
+
 @pytest.mark.parametrize("mode", ["unconstrained", "space"])
 @pytest.mark.parametrize("pair", ["fixtures", "shared"])
 def test_tiled_chunking_equals_the_general_path(mode: str, pair: str, monkeypatch) -> None:
@@ -100,24 +135,152 @@ def test_tiled_chunking_equals_the_general_path(mode: str, pair: str, monkeypatc
     texts = [*reference_texts()[:80], "", "a", " é 🤗"]
     teacher = encode_batch(teacher_tok, texts, add_special_tokens=False)
     student = encode_batch(student_tok, texts, add_special_tokens=False)
-    assert align_module._tiles_text(teacher)
-    assert align_module._tiles_text(student)
     tables = {"teacher_token_bytes": token_bytes(teacher_tok)}
     tables["student_token_bytes"] = token_bytes(student_tok)
-    fast = align_batch(teacher, student, mode=mode, **tables)
-    monkeypatch.setattr(align_module, "_tiles_text", lambda _: False)
-    general = align_batch(teacher, student, mode=mode, **tables)
-    for field in dataclasses.fields(general):
-        assert np.array_equal(getattr(fast, field.name), getattr(general, field.name)), field.name
+    _assert_fast_equals_general(teacher, student, tables, monkeypatch, mode=mode)
 
 
-def test_specials_or_gaps_leave_the_tiled_path() -> None:
+TILING_TOKENIZERS = [("fixture", "gpt2"), ("fixture", "smollm2")]
+TILING_TOKENIZERS += [("trained", "byte_bpe"), ("trained", "byte_bpe_digits")]
+TILING_TOKENIZERS += [("trained", "byte_level_256")]
+SPECIAL_ID = 0  # any id: a special's id only matters to the modes, which see is_special first
+
+
+def _tiling_tokenizer(source: str, name: str) -> Tokenizer:
+    return load_fixture_tokenizer(name) if source == "fixture" else trained_tokenizer(name)
+
+
+def _with_specials(
+    batch: TokenizedBatch, leading: Sequence[int], trailing: Sequence[int]
+) -> TokenizedBatch:
+    """`batch` with `leading[r]` zero-width specials at byte 0 and `trailing[r]` at the end."""
+    rows = []
+    for row, num_leading, num_trailing in zip(batch.rows(), leading, trailing, strict=True):
+        end = row.num_text_bytes
+        count = num_leading + len(row) + num_trailing
+        rows.append(
+            TokenizedText(
+                input_ids=np.concatenate(
+                    [[SPECIAL_ID] * num_leading, row.input_ids, [SPECIAL_ID] * num_trailing]
+                ).astype(np.int64),
+                byte_starts=np.concatenate(
+                    [[0] * num_leading, row.byte_starts, [end] * num_trailing]
+                ).astype(np.int64),
+                byte_ends=np.concatenate(
+                    [[0] * num_leading, row.byte_ends, [end] * num_trailing]
+                ).astype(np.int64),
+                is_special=(np.arange(count) < num_leading)
+                | (np.arange(count) >= count - num_trailing),
+                num_text_bytes=end,
+            )
+        )
+    return TokenizedBatch.from_rows(rows)
+
+
+def _random_pair(seed: int) -> tuple[Tokenizer, Tokenizer, list[str]]:
+    rng = np.random.default_rng(seed)
+    first, second = rng.choice(len(TILING_TOKENIZERS), size=2, replace=False)
+    pool = reference_texts()
+    texts = [pool[int(k)] for k in rng.choice(len(pool), size=30, replace=False)]
+    texts += ["", " ", "a", " é 🤗!"]
+    return (
+        _tiling_tokenizer(*TILING_TOKENIZERS[int(first)]),
+        _tiling_tokenizer(*TILING_TOKENIZERS[int(second)]),
+        texts,
+    )
+
+
+TEMPLATES = {"none": (0, 0), "bos": (1, 0), "eos": (0, 1), "bos+eos": (1, 1)}
+
+
+@pytest.mark.parametrize("pair_specials", [True, False])
+@pytest.mark.parametrize("student_template", list(TEMPLATES))
+@pytest.mark.parametrize("teacher_template", list(TEMPLATES))
+def test_template_fast_path_equals_the_general_path(
+    teacher_template: str, student_template: str, pair_specials: bool, monkeypatch
+) -> None:
+    seed = list(TEMPLATES).index(teacher_template) * 4 + list(TEMPLATES).index(student_template)
+    teacher_tok, student_tok, texts = _random_pair(seed)
+    num_rows = len(texts)
+    batches = []
+    for tokenizer, template in ((teacher_tok, teacher_template), (student_tok, student_template)):
+        plain = encode_batch(tokenizer, texts, add_special_tokens=False)
+        leading, trailing = TEMPLATES[template]
+        batches.append(_with_specials(plain, [leading] * num_rows, [trailing] * num_rows))
+    tables = {"teacher_token_bytes": token_bytes(teacher_tok)}
+    tables["student_token_bytes"] = token_bytes(student_tok)
+    for mode in ("unconstrained", "space"):
+        fast = _assert_fast_equals_general(
+            *batches, tables, monkeypatch, mode=mode, pair_specials=pair_specials
+        )
+        for batch, chunk_index in zip(
+            batches, (fast.teacher_chunk_index, fast.student_chunk_index), strict=True
+        ):
+            special_chunks = chunk_index[batch.is_special]
+            if not pair_specials:  # one-sided or not paired: in no chunk
+                assert np.all(special_chunks == -1)
+            elif teacher_template == student_template:  # every special is paired
+                assert np.all(special_chunks >= 0)
+
+
+@pytest.mark.parametrize("pair_specials", [True, False])
+@pytest.mark.parametrize("seed", range(6))
+def test_random_special_counts_per_row_equal_the_general_path(
+    seed: int, pair_specials: bool, monkeypatch
+) -> None:
+    teacher_tok, student_tok, texts = _random_pair(100 + seed)
+    rng = np.random.default_rng(seed)
+    batches = []
+    for tokenizer in (teacher_tok, student_tok):
+        plain = encode_batch(tokenizer, texts, add_special_tokens=False)
+        leading, trailing = rng.integers(0, 3, size=(2, len(texts)))
+        batches.append(_with_specials(plain, leading.tolist(), trailing.tolist()))
+    tables = {"teacher_token_bytes": token_bytes(teacher_tok)}
+    tables["student_token_bytes"] = token_bytes(student_tok)
+    for mode in ("unconstrained", "space"):
+        _assert_fast_equals_general(
+            *batches, tables, monkeypatch, mode=mode, pair_specials=pair_specials
+        )
+
+
+@pytest.mark.parametrize("pair_specials", [True, False])
+@pytest.mark.parametrize("mode", ["unconstrained", "space"])
+def test_llama3_gemma3_templates_take_the_fast_path(
+    mode: str, pair_specials: bool, monkeypatch
+) -> None:
+    teacher_tok, student_tok = load_shared_tokenizer("llama3"), load_shared_tokenizer("gemma3")
+    texts = [*reference_texts()[:80], "", "a", " é 🤗"]
+    teacher = encode_batch(teacher_tok, texts)  # <|begin_of_text|> ...
+    student = encode_batch(student_tok, texts)  # <bos> ...
+    assert teacher.is_special.sum() == student.is_special.sum() == len(texts)
+    tables = {"teacher_token_bytes": token_bytes(teacher_tok)}
+    tables["student_token_bytes"] = token_bytes(student_tok)
+    fast = _assert_fast_equals_general(
+        teacher, student, tables, monkeypatch, mode=mode, pair_specials=pair_specials
+    )
+    bos_chunk = fast.teacher_chunk_index[teacher.row_starts[:-1]]
+    assert np.all(bos_chunk == (0 if pair_specials else -1))
+
+
+def test_specials_inside_the_text_or_gaps_leave_the_fast_path() -> None:
     tokenizer = load_fixture_tokenizer("gpt2")
     batch = encode_batch(tokenizer, ["hello world"], add_special_tokens=False)
-    assert align_module._tiles_text(batch)
+    assert align_module._template_layout(batch) is not None
     gap = dataclasses.replace(
         batch, byte_starts=batch.byte_starts + np.eye(len(batch.input_ids), dtype=np.int64)[-1]
     )
-    assert not align_module._tiles_text(gap)
-    special = dataclasses.replace(batch, is_special=np.ones_like(batch.is_special))
-    assert not align_module._tiles_text(special)
+    assert align_module._template_layout(gap) is None
+    in_text = dataclasses.replace(batch, is_special=np.ones_like(batch.is_special))
+    assert align_module._template_layout(in_text) is None  # specials with bytes
+    templated = _with_specials(batch, [1], [1])
+    assert align_module._template_layout(templated) is not None
+    middle = int(batch.byte_ends[0])  # a zero-width special between the first two tokens
+    row = batch.row(0)
+    inserted = TokenizedText(
+        input_ids=np.insert(row.input_ids, 1, SPECIAL_ID),
+        byte_starts=np.insert(row.byte_starts, 1, middle),
+        byte_ends=np.insert(row.byte_ends, 1, middle),
+        is_special=np.insert(row.is_special, 1, True),
+        num_text_bytes=row.num_text_bytes,
+    )
+    assert align_module._template_layout(TokenizedBatch.from_rows([inserted])) is None
