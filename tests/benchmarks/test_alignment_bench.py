@@ -1,8 +1,10 @@
 """Alignment overhead vs the tokenizers' own encode_batch, and vs a per-token Python loop.
 
 Run for real: `.venv/bin/pytest tests/benchmarks/test_alignment_bench.py --benchmark-enable -s`
-(1,000 texts of ~2 KB, Llama-3 teacher, Gemma-3 student). With --benchmark-disable (CI) it runs
-on 40 texts and only checks that the loop baseline agrees with the vectorised aligner.
+(1,000 texts of ~2 KB, Llama-3 teacher, Gemma-3 student), in two settings side by side: plain
+text, and each tokenizer's BOS/EOS template with paired specials (what `ctd fit` uses). With
+--benchmark-disable (CI) it runs on 40 texts, one repeat, and checks that the loop baseline
+agrees with the vectorised aligner in both settings.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ctd.alignment import CrossTokenizerCollator
 from ctd.alignment.token_bytes import bytes_to_unicode
 
 encode_module = importlib.import_module("ctd.alignment.encode")  # the name `encode` is the function
+align_module = importlib.import_module("ctd.alignment.align")  # so is `align`
 
 pytestmark = pytest.mark.benchmark
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "assets"
@@ -61,12 +64,13 @@ def piece_to_bytes_function(tokenizer):  # type: ignore[no-untyped-def]
     return piece_to_bytes
 
 
-def loop_collate(texts, teacher, student, pad_ids=(0, 0)):  # type: ignore[no-untyped-def]
+def loop_collate(texts, teacher, student, pad_ids=(0, 0), pair_specials=False):  # type: ignore[no-untyped-def]
     """The straightforward per-token Python aligner a user would write without ctd.alignment.
 
     For each text and each token: the piece via `id_to_token`, its bytes through a dict, byte
-    offsets accumulated in a loop; then a two-pointer walk assigning chunk ids; then padded
-    tensors from Python lists. Input: the two tokenizers' id lists (their encode_batch output).
+    offsets accumulated in a loop (a special token is zero-width); then a two-pointer walk
+    assigning chunk ids; then padded tensors from Python lists. Input: the two tokenizers' id
+    lists (their encode_batch output, with or without the BOS/EOS template).
     """
     sides = []
     for tokenizer, id_lists in ((teacher, texts[0]), (student, texts[1])):
@@ -87,7 +91,9 @@ def loop_collate(texts, teacher, student, pad_ids=(0, 0)):  # type: ignore[no-un
                 position += len(data)
             rows.append(spans)
         sides.append(rows)
-    chunk_rows = [two_pointer_chunks(t, s) for t, s in zip(sides[0], sides[1], strict=True)]
+    chunk_rows = [
+        two_pointer_chunks(t, s, pair_specials) for t, s in zip(sides[0], sides[1], strict=True)
+    ]
     out = {}
     for side, (id_lists, pad_id) in enumerate(zip(texts, pad_ids, strict=True)):
         width = max(len(ids) for ids in id_lists)
@@ -103,15 +109,28 @@ def loop_collate(texts, teacher, student, pad_ids=(0, 0)):  # type: ignore[no-un
     return out
 
 
-def two_pointer_chunks(t_spans, s_spans):  # type: ignore[no-untyped-def]
-    """Chunk id per token: walk both span lists until their ends meet (zero-width: no chunk)."""
+def two_pointer_chunks(t_spans, s_spans, pair_specials=False):  # type: ignore[no-untyped-def]
+    """Chunk id per token: walk both span lists until their ends meet.
+
+    A zero-width token (a special) gets no chunk, except with `pair_specials` where both sides
+    have zero-width tokens at the same position: those form one chunk.
+    """
     t_chunk, s_chunk = [-1] * len(t_spans), [-1] * len(s_spans)
     i = j = chunk = t_start = s_start = 0
     while i < len(t_spans) and j < len(s_spans):
-        if t_spans[i][0] == t_spans[i][1]:
+        t_zero, s_zero = t_spans[i][0] == t_spans[i][1], s_spans[j][0] == s_spans[j][1]
+        if pair_specials and t_zero and s_zero and t_spans[i][0] == s_spans[j][0]:
+            position = t_spans[i][0]
+            while i < len(t_spans) and t_spans[i] == (position, position):
+                t_chunk[i], i = chunk, i + 1
+            while j < len(s_spans) and s_spans[j] == (position, position):
+                s_chunk[j], j = chunk, j + 1
+            chunk, t_start, s_start = chunk + 1, i, j
+            continue
+        if t_zero:
             i += 1
             continue
-        if s_spans[j][0] == s_spans[j][1]:
+        if s_zero:
             j += 1
             continue
         t_end, s_end = t_spans[i][1], s_spans[j][1]
@@ -130,6 +149,12 @@ def two_pointer_chunks(t_spans, s_spans):  # type: ignore[no-untyped-def]
     return t_chunk, s_chunk
 
 
+SETTINGS = {  # name: (add_special_tokens, pair_specials)
+    "plain": (False, False),
+    "template": (True, True),  # what `ctd fit` uses: BOS on both sides, paired
+}
+
+
 def test_alignment_overhead(benchmark, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     if not (SHARED / "tokenizers" / "llama3").exists():
         pytest.skip("../shared absent: the benchmark needs the Llama-3/Gemma-3 tokenizers")
@@ -138,14 +163,6 @@ def test_alignment_overhead(benchmark, monkeypatch) -> None:  # type: ignore[no-
     teacher = Tokenizer.from_file(str(SHARED / "tokenizers" / "llama3" / "tokenizer.json"))
     student = Tokenizer.from_file(str(SHARED / "tokenizers" / "gemma3" / "tokenizer.json"))
     texts = corpus_texts(40 if benchmark.disabled else 1000)
-    collator = CrossTokenizerCollator(
-        teacher,
-        student,
-        max_teacher_length=10**6,
-        max_student_length=10**6,
-        pair_specials=False,
-        add_special_tokens=False,
-    )
     rust_seconds: list[float] = []
     original = encode_module.rust_encode_batch
 
@@ -156,36 +173,71 @@ def test_alignment_overhead(benchmark, monkeypatch) -> None:  # type: ignore[no-
         return result
 
     monkeypatch.setattr(encode_module, "rust_encode_batch", timed_rust)
-    batch = benchmark.pedantic(collator, args=(texts,), rounds=1, iterations=1)
-    id_lists = [original(tokenizer, texts) for tokenizer in (teacher, student)]
-    loop = loop_collate(id_lists, teacher, student)
-    for side, name in enumerate(("teacher", "student")):  # the baseline is a real aligner
-        assert torch.equal(loop[f"{side}_chunk_index"], getattr(batch, f"{name}_chunk_index"))
-        assert torch.equal(loop[f"{side}_input_ids"], getattr(batch, f"{name}_input_ids"))
-    rows = []
-    for _ in range(1 if benchmark.disabled else 5):  # interleaved, side by side in one run
-        rust_seconds.clear()
-        full = _timed(lambda: collator(texts))
-        encode_seconds, loop_seconds = (
-            sum(rust_seconds),
-            _timed(lambda: loop_collate(id_lists, teacher, student)),
+    tiled_results: list[object] = []
+    tiled = align_module._tiled_alignment
+
+    def recorded_tiled(*args):  # type: ignore[no-untyped-def]
+        tiled_results.append(tiled(*args))
+        return tiled_results[-1]
+
+    monkeypatch.setattr(align_module, "_tiled_alignment", recorded_tiled)
+    cases = {}
+    for name, (add_special_tokens, pair_specials) in SETTINGS.items():
+        collator = CrossTokenizerCollator(
+            teacher,
+            student,
+            max_teacher_length=10**6,
+            max_student_length=10**6,
+            pair_specials=pair_specials,
+            add_special_tokens=add_special_tokens,
         )
-        rows.append((full - encode_seconds, encode_seconds, loop_seconds))
-    overhead, encode_seconds, loop_seconds = (
-        float(np.median(column)) for column in zip(*rows, strict=True)
-    )
-    figures = {
-        "texts": len(texts),
-        "tokens": sum(len(ids) for side in id_lists for ids in side),
-        "encode_batch_s": round(encode_seconds, 4),
-        "overhead_s": round(overhead, 4),
-        "overhead_vs_encode": round(overhead / encode_seconds, 4),
-        "loop_baseline_s": round(loop_seconds, 4),
-        "speedup_vs_loop": round(loop_seconds / overhead, 1),
-        "per_repeat": [tuple(round(x, 4) for x in row) for row in rows],
-    }
-    benchmark.extra_info.update(figures)
-    print(figures)
+        id_lists = [
+            [
+                encoding.ids
+                for encoding in tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+            ]
+            for tokenizer in (teacher, student)
+        ]
+
+        def loop(id_lists=id_lists, pair_specials=pair_specials):  # type: ignore[no-untyped-def]
+            return loop_collate(id_lists, teacher, student, pair_specials=pair_specials)
+
+        batch, baseline = collator(texts), loop()
+        for side, role in enumerate(("teacher", "student")):  # the baseline is a real aligner
+            assert torch.equal(
+                baseline[f"{side}_chunk_index"], getattr(batch, f"{role}_chunk_index")
+            )
+            assert torch.equal(baseline[f"{side}_input_ids"], getattr(batch, f"{role}_input_ids"))
+        if add_special_tokens:  # BOS on both sides: a paired chunk, and the fast path takes it
+            assert torch.all(batch.teacher_chunk_index[:, 0] == 0)
+        cases[name] = (collator, loop, id_lists)
+    assert len(tiled_results) == len(SETTINGS)  # both settings took the O(M) fast path
+    assert all(result is not None for result in tiled_results)
+    monkeypatch.setattr(align_module, "_tiled_alignment", tiled)
+    benchmark.pedantic(cases["template"][0], args=(texts,), rounds=1, iterations=1)
+    rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in cases}
+    for _ in range(1 if benchmark.disabled else 5):  # interleaved, side by side in one run
+        for name, (collator, loop, _ids) in cases.items():
+            rust_seconds.clear()
+            full = _timed(lambda collator=collator: collator(texts))
+            encode_seconds = sum(rust_seconds)
+            rows[name].append((full - encode_seconds, encode_seconds, _timed(loop)))
+    for name, (_collator, _loop, id_lists) in cases.items():
+        overhead, encode_seconds, loop_seconds = (
+            float(np.median(column)) for column in zip(*rows[name], strict=True)
+        )
+        figures = {
+            "texts": len(texts),
+            "tokens": sum(len(ids) for side in id_lists for ids in side),
+            "encode_batch_s": round(encode_seconds, 4),
+            "overhead_s": round(overhead, 4),
+            "overhead_vs_encode": round(overhead / encode_seconds, 4),
+            "loop_baseline_s": round(loop_seconds, 4),
+            "speedup_vs_loop": round(loop_seconds / overhead, 1),
+            "per_repeat": [tuple(round(x, 4) for x in row) for row in rows[name]],
+        }
+        benchmark.extra_info[name] = figures
+        print(name, figures)
     # Targets (overhead <= 10% of encode_batch, >= 20x faster than the loop) are reported in
     # BENCHMARKS.md rather than asserted: timings on a shared 2-core machine are too noisy.
 
@@ -200,3 +252,7 @@ def test_loop_baseline_on_a_tiny_pair() -> None:
     spans_a = [(0, 0), (0, 2), (2, 3)]  # a zero-width special, then "ab", "c"
     spans_b = [(0, 1), (1, 3)]  # "a", "bc"
     assert two_pointer_chunks(spans_a, spans_b) == ([-1, 0, 0], [0, 0])
+    assert two_pointer_chunks(spans_a, spans_b, True) == ([-1, 0, 0], [0, 0])  # one-sided
+    with_bos_eos = [(0, 0), (0, 1), (1, 3), (3, 3)]  # BOS, "a", "bc", EOS
+    assert two_pointer_chunks(spans_a, with_bos_eos, True) == ([0, 1, 1], [0, 1, 1, -1])
+    assert two_pointer_chunks(spans_a, with_bos_eos) == ([-1, 0, 0], [-1, 0, 0, -1])
