@@ -274,26 +274,31 @@ def _with_template(
             body_ids, body_starts, body_ends, is_special, row_starts, num_text_bytes
         )
     num_prefix, num_extra = len(prefix_ids), len(prefix_ids) + len(suffix_ids)
-    rows = np.arange(len(counts), dtype=np.int64)
     row_starts = row_offsets(counts + num_extra)
     total = int(row_starts[-1])
-    input_ids = np.zeros(total, dtype=np.int64)
-    byte_starts = np.zeros(total, dtype=np.int64)
-    byte_ends = np.zeros(total, dtype=np.int64)
-    is_special = np.ones(total, dtype=np.bool_)
-    body_pos = np.arange(len(body_ids)) + np.repeat(rows * num_extra + num_prefix, counts)
-    input_ids[body_pos], byte_starts[body_pos], byte_ends[body_pos] = (
-        body_ids,
-        body_starts,
-        body_ends,
-    )
-    is_special[body_pos] = table.is_special[body_ids]
+    input_ids = np.empty(total, dtype=np.int64)
+    byte_starts = np.empty(total, dtype=np.int64)
+    byte_ends = np.empty(total, dtype=np.int64)
+    is_body = np.ones(total, dtype=np.bool_)  # body tokens keep their order: a boolean-mask
+    template_positions = []  # assignment (row-major) instead of a scatter index
     for offset, index in enumerate(prefix_ids):
-        input_ids[row_starts[:-1] + offset] = index
+        position = row_starts[:-1] + offset
+        input_ids[position], byte_starts[position], byte_ends[position] = index, 0, 0
+        template_positions.append(position)
     for offset, index in enumerate(suffix_ids):
         position = row_starts[:-1] + num_prefix + counts + offset
         input_ids[position] = index
         byte_starts[position] = byte_ends[position] = num_text_bytes
+        template_positions.append(position)
+    for position in template_positions:
+        is_body[position] = False
+    input_ids[is_body], byte_starts[is_body], byte_ends[is_body] = (
+        body_ids,
+        body_starts,
+        body_ends,
+    )
+    is_special = ~is_body
+    is_special[is_body] = table.is_special[body_ids]
     return TokenizedBatch(input_ids, byte_starts, byte_ends, is_special, row_starts, num_text_bytes)
 
 

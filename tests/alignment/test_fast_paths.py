@@ -12,7 +12,7 @@ from conftest import (
     reference_texts,
     trained_tokenizer,
 )
-from tokenizers import Tokenizer, normalizers
+from tokenizers import Tokenizer, normalizers, processors
 
 from ctd.alignment import (
     BatchAlignment,
@@ -284,3 +284,37 @@ def test_specials_inside_the_text_or_gaps_leave_the_fast_path() -> None:
         num_text_bytes=row.num_text_bytes,
     )
     assert align_module._template_layout(TokenizedBatch.from_rows([inserted])) is None
+
+
+def _templated(name: str, single: str, special: str) -> Tokenizer:
+    tokenizer = Tokenizer.from_str(trained_tokenizer(name).to_str())
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=single, special_tokens=[(special, tokenizer.token_to_id(special))]
+    )
+    return tokenizer
+
+
+@pytest.mark.parametrize("pair_specials", [True, False])
+def test_bos_eos_and_eos_only_templates_take_the_fast_path(
+    pair_specials: bool, monkeypatch
+) -> None:
+    teacher_tok = _templated("byte_bpe", "<|endoftext|> $A <|endoftext|>", "<|endoftext|>")
+    student_tok = _templated("byte_bpe_digits", "$A <s>", "<s>")
+    texts = [*reference_texts()[:40], "", "a", " é 🤗"]
+    teacher, student = encode_batch(teacher_tok, texts), encode_batch(student_tok, texts)
+    for tokenizer, batch in ((teacher_tok, teacher), (student_tok, student)):
+        expected = [encoding.ids for encoding in tokenizer.encode_batch(texts)]
+        assert [row.input_ids.tolist() for row in batch.rows()] == expected
+    last = student.row_starts[1:] - 1  # the student's EOS, at the end of each text
+    assert np.array_equal(student.byte_starts[last], student.num_text_bytes)
+    assert np.all(student.is_special[last])
+    tables = {"teacher_token_bytes": token_bytes(teacher_tok)}
+    tables["student_token_bytes"] = token_bytes(student_tok)
+    fast = _assert_fast_equals_general(
+        teacher, student, tables, monkeypatch, pair_specials=pair_specials
+    )
+    eos_chunk = fast.student_chunk_index[last]
+    nonempty = student.num_text_bytes > 0  # in an empty text BOS and EOS share position 0
+    assert np.all((eos_chunk[nonempty] >= 0) == pair_specials)
+    bos_chunk = fast.teacher_chunk_index[teacher.row_starts[:-1]]
+    assert np.all(bos_chunk[nonempty] == -1)  # the student has no BOS
