@@ -107,18 +107,18 @@ def _assert_fast_equals_general(
     **options: object,
 ) -> BatchAlignment:
     """Both sides take the template fast path, and it gives what the general path gives."""
-    assert align_module._template_layout(teacher) is not None
-    assert align_module._template_layout(student) is not None
+    assert align_module.template_layout(teacher) is not None
+    assert align_module.template_layout(student) is not None
     results = []
-    tiled = align_module._tiled_alignment
+    tiled = align_module.tiled_alignment
     with monkeypatch.context() as patch:
-        patch.setattr(align_module, "_tiled_alignment", lambda *a: results.append(tiled(*a)))
+        patch.setattr(align_module, "tiled_alignment", lambda *a: results.append(tiled(*a)))
         align_batch(teacher, student, **tables, **options)  # type: ignore[arg-type]
     assert len(results) == 1
     assert results[0] is not None  # the fast path decided, no fallback
     fast = align_batch(teacher, student, **tables, **options)  # type: ignore[arg-type]
     with monkeypatch.context() as patch:
-        patch.setattr(align_module, "_template_layout", lambda _: None)
+        patch.setattr(align_module, "template_layout", lambda _: None)
         general = align_batch(teacher, student, **tables, **options)  # type: ignore[arg-type]
     for field in dataclasses.fields(general):
         assert np.array_equal(getattr(fast, field.name), getattr(general, field.name)), field.name
@@ -265,15 +265,15 @@ def test_llama3_gemma3_templates_take_the_fast_path(
 def test_specials_inside_the_text_or_gaps_leave_the_fast_path() -> None:
     tokenizer = load_fixture_tokenizer("gpt2")
     batch = encode_batch(tokenizer, ["hello world"], add_special_tokens=False)
-    assert align_module._template_layout(batch) is not None
+    assert align_module.template_layout(batch) is not None
     gap = dataclasses.replace(
         batch, byte_starts=batch.byte_starts + np.eye(len(batch.input_ids), dtype=np.int64)[-1]
     )
-    assert align_module._template_layout(gap) is None
+    assert align_module.template_layout(gap) is None
     in_text = dataclasses.replace(batch, is_special=np.ones_like(batch.is_special))
-    assert align_module._template_layout(in_text) is None  # specials with bytes
+    assert align_module.template_layout(in_text) is None  # specials with bytes
     templated = _with_specials(batch, [1], [1])
-    assert align_module._template_layout(templated) is not None
+    assert align_module.template_layout(templated) is not None
     middle = int(batch.byte_ends[0])  # a zero-width special between the first two tokens
     row = batch.row(0)
     inserted = TokenizedText(
@@ -283,7 +283,7 @@ def test_specials_inside_the_text_or_gaps_leave_the_fast_path() -> None:
         is_special=np.insert(row.is_special, 1, True),
         num_text_bytes=row.num_text_bytes,
     )
-    assert align_module._template_layout(TokenizedBatch.from_rows([inserted])) is None
+    assert align_module.template_layout(TokenizedBatch.from_rows([inserted])) is None
 
 
 def _templated(name: str, single: str, special: str) -> Tokenizer:

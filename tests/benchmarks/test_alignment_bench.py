@@ -174,13 +174,13 @@ def test_alignment_overhead(benchmark, monkeypatch) -> None:  # type: ignore[no-
 
     monkeypatch.setattr(encode_module, "rust_encode_batch", timed_rust)
     tiled_results: list[object] = []
-    tiled = align_module._tiled_alignment
+    tiled = align_module.tiled_alignment
 
     def recorded_tiled(*args):  # type: ignore[no-untyped-def]
         tiled_results.append(tiled(*args))
         return tiled_results[-1]
 
-    monkeypatch.setattr(align_module, "_tiled_alignment", recorded_tiled)
+    monkeypatch.setattr(align_module, "tiled_alignment", recorded_tiled)
     cases = {}
     for name, (add_special_tokens, pair_specials) in SETTINGS.items():
         collator = CrossTokenizerCollator(
@@ -213,7 +213,7 @@ def test_alignment_overhead(benchmark, monkeypatch) -> None:  # type: ignore[no-
         cases[name] = (collator, loop, id_lists)
     assert len(tiled_results) == len(SETTINGS)  # both settings took the O(M) fast path
     assert all(result is not None for result in tiled_results)
-    monkeypatch.setattr(align_module, "_tiled_alignment", tiled)
+    monkeypatch.setattr(align_module, "tiled_alignment", tiled)
     benchmark.pedantic(cases["template"][0], args=(texts,), rounds=1, iterations=1)
     rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in cases}
     for _ in range(1 if benchmark.disabled else 5):  # interleaved, side by side in one run
