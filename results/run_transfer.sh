@@ -7,14 +7,17 @@ cd "$(dirname "$0")/.."
 export CTD_TEACHER=${CTD_TEACHER:-$HOME/.cache/ctd/smollm2-135m-instruct-float32}
 export CTD_STUDENT_TOKENIZER=${CTD_STUDENT_TOKENIZER:-../shared/assets/tokenizers/qwen2}
 OUT=${OUT:-runs/transfer}
+STEPS=${STEPS:-20}                       # the budget, equal for every method
+METHODS=${METHODS:-sft alm alm_sft uld_sft}
+TARGETS=${TARGETS:-bytes qwen2}
 declare -A LOSSES=(
   [sft]="[{name: sft}]"
   [alm]="[{name: alm}]"
   [alm_sft]="[{name: alm},{name: sft}]"
   [uld_sft]="[{name: uld},{name: sft}]"
 )
-for method in sft alm alm_sft uld_sft; do
-  for target in bytes qwen2; do
+for method in $METHODS; do
+  for target in $TARGETS; do
     run="$OUT/$target/$method"
     [ -f "$run/metrics.json" ] && continue
     # The untrained student is the same for every method: validate it once per target.
@@ -22,7 +25,8 @@ for method in sft alm alm_sft uld_sft; do
     mkdir -p "$run"
     .venv/bin/ctd fit --config "configs/experiments/smollm2_${target}_small.yaml" \
       "losses=${LOSSES[$method]}" "trainer.default_root_dir=$run" \
-      "trainer.validate_before_fit=$before" > "$run.log" 2>&1
+      "trainer.validate_before_fit=$before" "trainer.max_steps=$STEPS" \
+      "trainer.val_check_interval=$STEPS" > "$run.log" 2>&1
   done
 done
 .venv/bin/python results/summarize_transfer.py "$OUT"
