@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from transformers import PreTrainedTokenizerFast
 
-from ctd.alignment.token_bytes import bytes_to_unicode
+from ctd.alignment.token_bytes import bytes_to_unicode, token_bytes
 
 VocabKind = Literal["byte_level", "sentencepiece", "plain"]
 _BYTE_FALLBACK = re.compile(r"<0x([0-9A-Fa-f]{2})>")
@@ -79,39 +79,21 @@ def vocab_kind(tokenizer: PreTrainedTokenizerFast) -> VocabKind:
     return "plain"
 
 
-def token_string_to_bytes(token: str, kind: VocabKind) -> bytes:
-    """The bytes a (non-special, non-added) token string stands for."""
-    if kind == "byte_level":
-        table = unicode_to_byte()
-        if all(char in table for char in token):
-            return bytes(table[char] for char in token)
-        return token.encode("utf-8")
-    if kind == "sentencepiece":
-        match = _BYTE_FALLBACK.fullmatch(token)
-        if match is not None:
-            return bytes([int(match.group(1), 16)])
-        return token.replace(_SPACE_MARK, " ").encode("utf-8")
-    return token.encode("utf-8")
-
-
 def vocab_bytes(tokenizer: PreTrainedTokenizerFast) -> VocabBytes:
-    """Compute the bytes of every token id; added tokens stand for their raw UTF-8 text."""
+    """The bytes of every token id (from `ctd.alignment.token_bytes`), plus FVT's token facts."""
     kind = vocab_kind(tokenizer)
+    table = token_bytes(tokenizer)
     vocab = tokenizer.get_vocab()
-    size = max(vocab.values(), default=-1) + 1
+    size = max(max(vocab.values(), default=-1) + 1, len(table.bytes_of))
     bytes_of: list[bytes | None] = [None] * size
     token_of: list[str | None] = [None] * size
     is_special = [False] * size
     is_byte_fallback = [False] * size
-    added = tokenizer.added_tokens_decoder
     for token, token_id in vocab.items():
         token_of[token_id] = token
-        if token_id in added:
-            is_special[token_id] = bool(added[token_id].special)
-            if not is_special[token_id]:
-                bytes_of[token_id] = token.encode("utf-8")
-            continue
-        bytes_of[token_id] = token_string_to_bytes(token, kind)
+        is_special[token_id] = bool(table.is_special[token_id])
+        if not is_special[token_id]:
+            bytes_of[token_id] = table.bytes_of[token_id]
         is_fallback = bool(_BYTE_FALLBACK.fullmatch(token))
         is_byte_fallback[token_id] = kind == "sentencepiece" and is_fallback
     return VocabBytes(kind, bytes_of, token_of, is_special, is_byte_fallback)
