@@ -2,7 +2,7 @@ import random
 
 import numpy as np
 import pytest
-from conftest import (
+from alignment_support import (
     LOSSLESS_TRAINED,
     load_fixture_tokenizer,
     load_shared_tokenizer,

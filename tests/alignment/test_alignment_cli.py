@@ -1,6 +1,6 @@
 import gzip
 
-from conftest import FIXTURES
+from alignment_support import FIXTURES
 
 from ctd.alignment import TokenizationBias
 from ctd.alignment.bias_cli import main as bias_main

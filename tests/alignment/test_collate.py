@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED, load_fixture_tokenizer, trained_tokenizer
+from alignment_support import SHARED, load_fixture_tokenizer, trained_tokenizer
 
 from ctd.alignment import (
     CrossTokenizerBatch,

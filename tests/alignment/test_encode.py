@@ -1,5 +1,5 @@
 import pytest
-from conftest import (
+from alignment_support import (
     FIXTURE_NAMES,
     LOSSLESS_TRAINED,
     SHARED_NAMES,

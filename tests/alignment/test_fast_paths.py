@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-from conftest import (
+from alignment_support import (
     load_fixture_tokenizer,
     load_shared_tokenizer,
     reference_texts,

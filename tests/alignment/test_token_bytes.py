@@ -1,6 +1,11 @@
 import numpy as np
 import pytest
-from conftest import FIXTURE_NAMES, load_fixture_tokenizer, load_shared_tokenizer, trained_tokenizer
+from alignment_support import (
+    FIXTURE_NAMES,
+    load_fixture_tokenizer,
+    load_shared_tokenizer,
+    trained_tokenizer,
+)
 
 from ctd.alignment import token_bytes
 from ctd.alignment.token_bytes import bytes_to_unicode

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from tokenizers import (
     AddedToken,
     Tokenizer,
@@ -16,7 +15,7 @@ from tokenizers import (
     processors,
     trainers,
 )
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog. 12345 67890",
@@ -97,21 +96,3 @@ def byte_level_tokenizer() -> PreTrainedTokenizerFast:
 @pytest.fixture(scope="session")
 def sentencepiece_tokenizer() -> PreTrainedTokenizerFast:
     return _sentencepiece_tokenizer()
-
-
-def tiny_llama(vocab_size: int, *, tied: bool, seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        tie_word_embeddings=tied,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-    )
-    return LlamaForCausalLM(config).eval()

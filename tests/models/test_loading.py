@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_llama
+from model_support import tiny_llama
 from transformers import ByT5Tokenizer, PreTrainedTokenizerFast
 
 from ctd.models import (
