@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
+from ctd.losses._modules import SharedVocabLoss
 from ctd.losses._reduce import kl_divergence, masked_mean, shared_vocab_logprobs
 
 
@@ -43,31 +44,19 @@ def reverse_kl_loss(
     return masked_mean(kl_divergence(student, teacher), mask)
 
 
-class KLLoss(nn.Module):
+class KLLoss(SharedVocabLoss):
     """Module form of :func:`forward_kl_loss`.
 
     Shapes: see :func:`forward_kl_loss`.
     """
 
-    def __init__(self, *, temperature: float = 1.0) -> None:
-        super().__init__()
-        self.temperature = temperature
-
-    def forward(
-        self, student_logits: Tensor, teacher_logits: Tensor, mask: Tensor | None = None
-    ) -> Tensor:
-        """Compute :func:`forward_kl_loss`."""
-        return forward_kl_loss(student_logits, teacher_logits, mask, temperature=self.temperature)
+    loss_fn = staticmethod(forward_kl_loss)
 
 
-class ReverseKLLoss(KLLoss):
+class ReverseKLLoss(SharedVocabLoss):
     """Module form of :func:`reverse_kl_loss`.
 
     Shapes: see :func:`reverse_kl_loss`.
     """
 
-    def forward(
-        self, student_logits: Tensor, teacher_logits: Tensor, mask: Tensor | None = None
-    ) -> Tensor:
-        """Compute :func:`reverse_kl_loss`."""
-        return reverse_kl_loss(student_logits, teacher_logits, mask, temperature=self.temperature)
+    loss_fn = staticmethod(reverse_kl_loss)

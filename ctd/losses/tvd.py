@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
+from ctd.losses._modules import SharedVocabLoss
 from ctd.losses._reduce import masked_mean, shared_vocab_logprobs
 
 
@@ -25,18 +26,10 @@ def tvd_loss(
     return masked_mean(0.5 * (teacher.exp() - student.exp()).abs().sum(-1), mask)
 
 
-class TVDLoss(nn.Module):
+class TVDLoss(SharedVocabLoss):
     """Module form of :func:`tvd_loss`.
 
     Shapes: see :func:`tvd_loss`.
     """
 
-    def __init__(self, *, temperature: float = 1.0) -> None:
-        super().__init__()
-        self.temperature = temperature
-
-    def forward(
-        self, student_logits: Tensor, teacher_logits: Tensor, mask: Tensor | None = None
-    ) -> Tensor:
-        """Compute :func:`tvd_loss`."""
-        return tvd_loss(student_logits, teacher_logits, mask, temperature=self.temperature)
+    loss_fn = staticmethod(tvd_loss)
