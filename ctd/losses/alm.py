@@ -105,6 +105,28 @@ def merge_chunks_by_space_prob(
     )
 
 
+def _valid_divergences(
+    ell_teacher: Tensor,
+    ell_student: Tensor,
+    valid: Tensor,
+    divergence: str,
+    temperature: float,
+    epsilon: float,
+) -> Tensor:
+    """The divergence of every valid chunk, 0 elsewhere (evaluated on safe values there).
+
+    Shapes: (B, C), (B, C), (B, C) bool -> (B, C).
+    """
+    safe = torch.full_like(ell_student, -1.0)  # keeps masked entries and their gradients finite
+    values = ALM_DIVERGENCES[divergence](
+        torch.where(valid, ell_teacher, safe),
+        torch.where(valid, ell_student, safe),
+        temperature,
+        epsilon,
+    )  # (B, C)
+    return torch.where(valid, values, torch.zeros_like(values))
+
+
 def alm_loss(
     teacher_logprobs: Tensor,
     student_logprobs: Tensor,
@@ -155,23 +177,13 @@ def alm_loss(
     columns = max(num_chunks, 1)
     dtype = compute_dtype(student_logprobs)
     teacher, space_teacher = _side_chunks(
-        "teacher",
-        teacher_logprobs,
-        teacher_chunk_index,
-        teacher_space_logprobs,
-        teacher_mask,
-        columns,
-        dtype,
-    )
+        "teacher", teacher_logprobs, teacher_chunk_index, teacher_space_logprobs,
+        teacher_mask, columns, dtype,
+    )  # fmt: skip
     student, space_student = _side_chunks(
-        "student",
-        student_logprobs,
-        student_chunk_index,
-        student_space_logprobs,
-        student_mask,
-        columns,
-        dtype,
-    )
+        "student", student_logprobs, student_chunk_index, student_space_logprobs,
+        student_mask, columns, dtype,
+    )  # fmt: skip
     valid = teacher.complete & student.complete  # (B, C)
     ell_teacher = teacher.logprobs.clamp(max=0.0)  # (B, C)
     ell_student = student.logprobs.clamp(max=0.0)
@@ -191,17 +203,10 @@ def alm_loss(
     if append_space:
         ell_teacher = ell_teacher + space_teacher
         ell_student = ell_student + space_student
-    safe = torch.full_like(ell_student, -1.0)  # keeps masked entries and their gradients finite
-    values = ALM_DIVERGENCES[divergence](
-        torch.where(valid, ell_teacher, safe),
-        torch.where(valid, ell_student, safe),
-        temperature,
-        epsilon,
-    )  # (B, C)
-    total = torch.where(valid, values, torch.zeros_like(values)).sum()
+    values = _valid_divergences(ell_teacher, ell_student, valid, divergence, temperature, epsilon)
     if normalizer is None:
-        return total / valid.sum().clamp_min(1).to(dtype)
-    return total / normalizer
+        return values.sum() / valid.sum().clamp_min(1).to(dtype)
+    return values.sum() / normalizer
 
 
 class ALMLoss(nn.Module):
