@@ -7,7 +7,8 @@ of the wrong type, so a typo fails before any model is loaded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,10 +16,31 @@ from typing import Any, TypeVar
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ctd.alignment import MODES as ALIGNMENT_MODES
+
 T = TypeVar("T")
 
 BYTE_LEVEL = "bytes"
 """Value of `student.tokenizer` that asks for the byte-level tokenizer (`to_byte_level`)."""
+
+DTYPES = ("float32", "bfloat16", "float16")
+ON_UNMAPPABLE = ("raise", "skip")
+DISTILL_MODES = ("transfer", "distill")
+LOSS_AGGREGATIONS = ("gradmag_preserve_mag", "weighted_sum")
+DEFAULT_TASK = "distill"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that does not fit the schema."""
+
+
+def check_choice(key: str, value: str, allowed: Collection[str]) -> None:
+    """Raise `ConfigError` naming `key`, the allowed values and the closest one."""
+    if value in allowed:
+        return
+    hint = difflib.get_close_matches(str(value), list(allowed), n=1)
+    suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+    raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}{suggestion}")
 
 
 @dataclass
@@ -26,14 +48,19 @@ class ModelConfig:
     """Where a model and its tokenizer come from."""
 
     name_or_path: str = ""
-    """Local folder or hub id of an `AutoModelForCausalLM` (empty: a built-in demo model)."""
+    """Local folder or hub id of an `AutoModelForCausalLM` (required for a teacher and for a
+    `mode=distill` student; a `mode=transfer` student is a copy of the teacher)."""
     gguf_file: str | None = None
     """GGUF file inside `name_or_path` (needs the `gguf` extra)."""
     tokenizer: str | None = None
     """Tokenizer folder or hub id; `bytes` for the byte-level tokenizer; None: the model's own."""
     dtype: str = "float32"
+    """`float32`, `bfloat16` or `float16`."""
     trust_remote_code: bool = False
     revision: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("dtype", self.dtype, DTYPES)
 
 
 @dataclass
@@ -67,6 +94,15 @@ class DataConfig:
     `max_document_bytes` (0 disables the check)."""
     on_unmappable: str = "raise"
     """A text whose tokens cannot be mapped exactly onto its bytes: `raise` or `skip` it."""
+
+    def __post_init__(self) -> None:
+        check_choice("data.alignment_mode", self.alignment_mode, ALIGNMENT_MODES)
+        check_choice("data.on_unmappable", self.on_unmappable, ON_UNMAPPABLE)
+        if self.alignment_mode == "unbiased" and self.tokenizer_bias is None:
+            raise ConfigError(
+                "data.alignment_mode=unbiased needs data.tokenizer_bias "
+                "(`ctd tokenizer-bias ... --output FILE`)"
+            )
 
 
 @dataclass
@@ -110,8 +146,22 @@ class TrainerConfig:
 
 
 @dataclass
-class FitConfig:
-    """`ctd fit`: tokenizer transfer (`mode=transfer`) or cross-tokenizer distillation."""
+class RunConfig:
+    """What every task of `ctd fit` shares: which task, the Lightning trainer, seed, resume."""
+
+    task: str = DEFAULT_TASK
+    """The task (`ctd.trainers.registry.TASKS`): `distill` (tokenizer transfer and distillation)."""
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 0
+    export_dir: str | None = None
+    """Where to `save_pretrained` the trained model and its tokenizer after training."""
+    resume_from: str | None = None
+    """A Lightning checkpoint to resume from (same step, same optimizer state)."""
+
+
+@dataclass
+class DistillConfig(RunConfig):
+    """Task `distill`: tokenizer transfer (`mode=transfer`) or cross-tokenizer distillation."""
 
     mode: str = "transfer"
     """`transfer`: the student is a copy of the teacher with `student.tokenizer`;
@@ -123,16 +173,28 @@ class FitConfig:
     """`gradmag_preserve_mag` (the paper's GradMag) or `weighted_sum`."""
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    seed: int = 0
-    export_dir: str | None = None
-    """Where to `save_pretrained` the student and its tokenizer after training."""
-    resume_from: str | None = None
-    """A Lightning checkpoint to resume from (same step, same optimizer state)."""
+
+    def __post_init__(self) -> None:
+        check_choice("mode", self.mode, DISTILL_MODES)
+        check_choice("loss_aggregation", self.loss_aggregation, LOSS_AGGREGATIONS)
 
 
-class ConfigError(ValueError):
-    """A configuration file or override that does not fit the schema."""
+FitConfig = DistillConfig
+"""The schema of the default task (`distill`); kept under its first name."""
+
+
+def _merge(merged: Any, yaml_paths: Sequence[str | Path], overrides: Sequence[str]) -> Any:
+    for path in yaml_paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+        except OmegaConfBaseException as error:
+            raise ConfigError(f"{path}: {error}") from None
+    try:
+        return OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"command-line override: {error}") from None
 
 
 def load_config(
@@ -144,21 +206,25 @@ def load_config(
         ConfigError: naming the file or override and the offending key (with a suggestion).
         FileNotFoundError: a YAML file does not exist.
     """
-    merged = OmegaConf.structured(schema)
-    for path in yaml_paths:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        try:
-            merged = OmegaConf.merge(merged, OmegaConf.load(path))
-        except OmegaConfBaseException as error:
-            raise ConfigError(f"{path}: {error}") from None
+    merged = _merge(OmegaConf.structured(schema), yaml_paths, overrides)
     try:
-        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as error:
-        raise ConfigError(f"command-line override: {error}") from None
-    result = OmegaConf.to_object(merged)
+        result = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as error:  # a __post_init__ check, wrapped by OmegaConf
+        cause = error.__cause__
+        raise ConfigError(str(cause if isinstance(cause, ConfigError) else error)) from None
     assert isinstance(result, schema)
     return result
+
+
+def read_task_name(yaml_paths: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> str:
+    """The `task` key of the merged YAML files and overrides (default `distill`), schema-free.
+
+    Raises:
+        ConfigError: a file or override that is not valid YAML / `key=value`.
+        FileNotFoundError: a YAML file does not exist.
+    """
+    merged = _merge(OmegaConf.create(), yaml_paths, overrides)
+    return str(merged.get("task", DEFAULT_TASK))
 
 
 def to_yaml(config: object) -> str:

@@ -103,13 +103,9 @@ def generate(model: Any, tokenizer: Any, prompt: str, max_new_bytes: int) -> str
 
 def main(argv: list[str]) -> int:
     """Run the demo end to end and print the report table."""
-    from ctd.trainers.fit import (
-        build_datamodule,
-        build_module,
-        build_trainer,
-        export_student,
-        load_models,
-    )
+    from ctd.models import export_pretrained
+    from ctd.trainers.builders import build_datamodule, build_trainer
+    from ctd.trainers.transfer import build_module, load_models
 
     args = build_parser().parse_args(argv)
     out = Path(args.out)
@@ -119,13 +115,18 @@ def main(argv: list[str]) -> int:
     print(f"[ctd demo] teacher: {teacher_path}; student: same model, byte-level tokenizer")
     models = load_models(config)
     print(f"[ctd demo] FVT embedding init: {models.init_report}")
-    datamodule = build_datamodule(config, models)
+    datamodule = build_datamodule(
+        config.data, models.teacher_tokenizer, models.student_tokenizer, seed=config.seed
+    )
     module = build_module(config, models)
-    before = build_trainer(config, logger=False).validate(module, datamodule=datamodule)[0]
-    trainer = build_trainer(config)
+    validator = build_trainer(config.trainer, logger=False)
+    before = validator.validate(module, datamodule=datamodule)[0]
+    trainer = build_trainer(config.trainer)
     trainer.fit(module, datamodule=datamodule)
-    after = build_trainer(config, logger=False).validate(module, datamodule=datamodule)[0]
-    export_dir = export_student(models, config.export_dir or out / "export")
+    after = build_trainer(config.trainer, logger=False).validate(module, datamodule=datamodule)[0]
+    export_dir = export_pretrained(
+        models.student, models.student_tokenizer, config.export_dir or out / "export"
+    )
     rows = [
         ("teacher BPB (held-out)", f"{before['val/teacher_bpb']:.3f}"),
         ("student BPB before training", f"{before['val/student_bpb']:.3f}"),

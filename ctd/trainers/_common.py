@@ -3,74 +3,71 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Collection
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ctd.config import OptimConfig
-from ctd.losses import TokenLogprobs, token_logprobs_from_hidden
-
-
-@dataclass
-class SideOutputs:
-    """What one side's forward pass yields for the losses.
-
-    Shapes:
-        token_logprobs fields (B, T); hidden (B, T, d); logits (B, T, V) only when asked for.
-    """
-
-    token_logprobs: TokenLogprobs
-    hidden: Tensor
-    logits: Tensor | None
-    input_ids: Tensor
-    input_embedding_weight: Tensor
-    output_embedding_weight: Tensor
+from ctd.losses import token_logprobs_from_hidden
+from ctd.trainers.wiring import HEAD_NEEDS, Need, SideOutputs
 
 
 def causal_lm_forward(
     model: nn.Module,
     input_ids: Tensor,
     attention_mask: Tensor,
+    needs: Collection[Need],
     *,
-    space_token_mask: Tensor | None,
-    eos_token_id: int | None,
-    with_logits: bool,
+    space_token_mask: Tensor | None = None,
+    eos_token_id: int | None = None,
 ) -> SideOutputs:
-    """Run a Hugging Face causal LM to its final hidden state and score the observed tokens.
+    """Run a Hugging Face causal LM to its final hidden state and compute exactly `needs`.
 
-    The (B, T, V) logits are never materialised unless `with_logits`: token log-probabilities come
-    from `token_logprobs_from_hidden`, chunked over positions.
+    Token, space and EOS log-probabilities come from `token_logprobs_from_hidden`, chunked over
+    positions; the (B, T, V) logits are materialised only for `Need.LOGITS`.
 
     Shapes:
         input_ids, attention_mask (B, T) -> SideOutputs.
+
+    Raises:
+        ValueError: `Need.SPACE_LOGPROBS` without `space_token_mask`, or `Need.EOS_LOGPROBS`
+            without `eos_token_id`.
     """
+    if Need.SPACE_LOGPROBS in needs and space_token_mask is None:
+        raise ValueError("space log-probs need the side's space_token_mask")
+    if Need.EOS_LOGPROBS in needs and eos_token_id is None:
+        raise ValueError("EOS log-probs need an eos_token_id; this tokenizer has none")
     base_output = model.base_model(input_ids=input_ids, attention_mask=attention_mask)  # type: ignore[operator]
     hidden = base_output.last_hidden_state  # (B, T, d)
     lm_head = model.get_output_embeddings()  # type: ignore[operator]
     softcap = getattr(model.config, "final_logit_softcapping", None)
-    token_logprobs = token_logprobs_from_hidden(
-        hidden,
-        lm_head.weight,
-        input_ids,
-        lm_head_bias=lm_head.bias,
-        logit_softcap=softcap,
-        space_token_mask=space_token_mask,
-        eos_token_id=eos_token_id,
-    )
-    logits = None
-    if with_logits:
+    values: dict[Need, Any] = {}
+    if Need.HIDDEN in needs:
+        values[Need.HIDDEN] = hidden
+    if HEAD_NEEDS & set(needs):
+        head = token_logprobs_from_hidden(
+            hidden,
+            lm_head.weight,
+            input_ids,
+            lm_head_bias=lm_head.bias,
+            logit_softcap=softcap,
+            space_token_mask=space_token_mask if Need.SPACE_LOGPROBS in needs else None,
+            eos_token_id=eos_token_id if Need.EOS_LOGPROBS in needs else None,
+        )
+        values[Need.TOKEN_LOGPROBS] = head.logprobs
+        if head.space_logprobs is not None:
+            values[Need.SPACE_LOGPROBS] = head.space_logprobs
+        if head.eos_logprobs is not None:
+            values[Need.EOS_LOGPROBS] = head.eos_logprobs
+    if Need.LOGITS in needs:
         logits = lm_head(hidden)  # (B, T, V)
-        if softcap:
-            logits = torch.tanh(logits / softcap) * softcap
-    return SideOutputs(
-        token_logprobs=token_logprobs,
-        hidden=hidden,
-        logits=logits,
-        input_ids=input_ids,
-        input_embedding_weight=model.get_input_embeddings().weight,  # type: ignore[operator]
-        output_embedding_weight=lm_head.weight,
-    )
+        values[Need.LOGITS] = torch.tanh(logits / softcap) * softcap if softcap else logits
+    if Need.EMBEDDINGS in needs:
+        input_embeddings = model.get_input_embeddings().weight  # type: ignore[operator]
+        values[Need.EMBEDDINGS] = (input_embeddings, lm_head.weight)
+    return SideOutputs(input_ids, values)
 
 
 def last_layer_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -134,3 +131,20 @@ def freeze(model: nn.Module) -> nn.Module:
     model.eval()
     model.requires_grad_(False)
     return model
+
+
+def optimizer_and_schedule(
+    model: nn.Module, optim: OptimConfig, max_steps: int, extra: nn.Module | None = None
+) -> dict[str, Any]:
+    """What `configure_optimizers` returns: AdamW (`build_optimizer`) + per-step warm-up/cosine."""
+    optimizer = build_optimizer(model, optim, extra=extra)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: warmup_cosine(
+            step,
+            warmup_steps=optim.warmup_steps,
+            total_steps=max_steps,
+            min_ratio=optim.min_lr_ratio,
+        ),
+    )
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

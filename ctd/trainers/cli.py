@@ -1,19 +1,31 @@
-"""`ctd fit --config FILE [--config FILE ...] [key=value ...]`."""
+"""`ctd fit --config FILE [--config FILE ...] [key=value ...]`: any task of the registry."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
-from ctd.config import ConfigError, FitConfig, load_config, to_yaml
+from omegaconf.errors import OmegaConfBaseException
+
+USER_ERRORS = (ValueError, OSError, OmegaConfBaseException)
+"""What bad input raises at load and set-up time (reported in one line, exit code 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `ctd fit`."""
+    from ctd.trainers.registry import TASKS
+
+    tasks = "\n".join(f"  {name:<10}{task.summary}" for name, task in TASKS.items())
     parser = argparse.ArgumentParser(
         prog="ctd fit",
-        description="Tokenizer transfer or cross-tokenizer distillation from YAML configs.",
-        epilog="example: ctd fit --config configs/transfer/byte_level.yaml trainer.max_steps=100",
+        description="Train a task from YAML configs plus dotted key=value overrides.",
+        epilog=(
+            f"tasks (the config's `task` key, default distill):\n{tasks}\n\n"
+            "example: ctd fit --config configs/transfer/smollm2_to_bytes.yaml "
+            "trainer.max_steps=100"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config", action="append", default=[], help="YAML file (repeat to merge several)"
@@ -21,23 +33,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--print-config", action="store_true", help="print the merged config and exit"
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of input errors")
     parser.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     return parser
 
 
 def main(argv: list[str]) -> int:
-    """Run `ctd fit`."""
+    """Run `ctd fit`; bad input prints `ctd fit: error: ...` and returns 2."""
+    from ctd.config import to_yaml
+    from ctd.trainers.fit import load_run_config, prepare, train
+
     args = build_parser().parse_args(argv)
     try:
-        config = load_config(FitConfig, args.config, args.overrides)
-    except (ConfigError, FileNotFoundError) as error:
-        print(f"ctd fit: {error}", file=sys.stderr)
+        config = load_run_config(args.config, args.overrides)
+        if args.print_config:
+            print(to_yaml(config))
+            return 0
+        prepared = prepare(config)
+    except USER_ERRORS as error:
+        if args.debug:
+            traceback.print_exc()
+        message = " ".join(str(error).split()) or repr(error)
+        print(f"ctd fit: error: {message}", file=sys.stderr)
         return 2
-    if args.print_config:
-        print(to_yaml(config))
-        return 0
-    from ctd.trainers.fit import run_fit
-
-    result = run_fit(config)
-    print(result.summary())
+    print(train(config, prepared).summary())
     return 0

@@ -1,35 +1,53 @@
-"""`DistillationModule`: tokenizer transfer and cross-tokenizer distillation with Lightning.
+"""Task `distill`: tokenizer transfer and cross-tokenizer distillation with Lightning.
 
 A frozen teacher and a trainable student see the same texts through their own tokenizers; the
 batch carries both tokenizations and their chunk alignment (`ctd.alignment`). `training_step`
-only wires the batch to the losses of `ctd.losses` and combines them.
+only wires the batch to the losses of `ctd.losses` (through `DISTILL_WIRINGS`) and combines them.
+`setup_distill` turns a `DistillConfig` into the module, the data and the export.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
 from ctd.alignment import CrossTokenizerBatch, alignment_statistics
-from ctd.config import OptimConfig
+from ctd.config import BYTE_LEVEL, DistillConfig, OptimConfig
+from ctd.evaluation import PairedEvaluation
 from ctd.losses import approx_gradmag_preserve_mag
-from ctd.metrics import BitsPerByte, ChunkAgreement, joint_valid_chunk_mask
 from ctd.trainers._common import (
-    SideOutputs,
-    build_optimizer,
     causal_lm_forward,
     freeze,
     last_layer_parameters,
-    warmup_cosine,
+    optimizer_and_schedule,
 )
-from ctd.trainers.loss_wiring import LOSSES_NEEDING_LOGITS, compute_losses
+from ctd.trainers.builders import build_datamodule, hidden_size, load_model, num_embeddings
+from ctd.trainers.distill_wiring import DISTILL_WIRINGS
+from ctd.trainers.task import PreparedRun
 from ctd.trainers.vocab import SideVocab
+from ctd.trainers.wiring import (
+    Need,
+    SideOutputs,
+    build_loss_modules,
+    check_losses,
+    compute_losses,
+    side_needs,
+    stack_weighted,
+)
 
 # The frozen teacher is in eval mode on purpose.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+
+SCORING = frozenset({Need.TOKEN_LOGPROBS})
+"""What validation reads from both sides."""
 
 
 class DistillationModule(L.LightningModule):
@@ -40,9 +58,9 @@ class DistillationModule(L.LightningModule):
         student: the trainable causal LM, with its own (possibly new) vocabulary.
         teacher_vocab: teacher token facts (space-like mask, EOS id).
         student_vocab: the same for the student.
-        losses: short name -> loss module from `ctd.losses.LOSSES`.
+        losses: short name -> loss module; each name must be in `DISTILL_WIRINGS`.
         loss_weights: short name -> weight (used by `weighted_sum`).
-        loss_aggregation: `gradmag_preserve_mag` or `weighted_sum`.
+        loss_aggregation: `gradmag_preserve_mag` or `weighted_sum` (`DistillConfig`).
         optim: optimizer and schedule settings.
         max_steps: total steps, for the schedule.
     """
@@ -53,43 +71,48 @@ class DistillationModule(L.LightningModule):
         student: nn.Module,
         teacher_vocab: SideVocab,
         student_vocab: SideVocab,
-        losses: dict[str, nn.Module],
-        loss_weights: dict[str, float],
+        losses: Mapping[str, nn.Module],
+        loss_weights: Mapping[str, float],
         *,
-        loss_aggregation: str = "gradmag_preserve_mag",
-        optim: OptimConfig | None = None,
-        max_steps: int = 100,
+        loss_aggregation: str,
+        optim: OptimConfig,
+        max_steps: int,
     ) -> None:
         super().__init__()
-        if loss_aggregation not in {"gradmag_preserve_mag", "weighted_sum"}:
-            raise ValueError(f"unknown loss_aggregation {loss_aggregation!r}")
         self.teacher = freeze(teacher)
         self.student = student.train()
         self.teacher_vocab = teacher_vocab
         self.student_vocab = student_vocab
-        self.losses = nn.ModuleDict(losses)
+        self.losses = nn.ModuleDict(dict(losses))
         self.loss_weights = dict(loss_weights)
         self.loss_aggregation = loss_aggregation
-        self.optim = optim or OptimConfig()
+        self.optim = optim
         self.max_steps = max_steps
-        self.with_logits = any(name in LOSSES_NEEDING_LOGITS for name in losses)
-        self.teacher_bpb = BitsPerByte()
-        self.student_bpb = BitsPerByte()
-        self.agreement = ChunkAgreement()
+        self.teacher_needs, self.student_needs = side_needs(DISTILL_WIRINGS, losses)
+        self.evaluation = PairedEvaluation()
         self.strict_loading = False  # checkpoints hold the student only
 
-    def _side(self, model: nn.Module, vocab: SideVocab, ids: Tensor, mask: Tensor) -> SideOutputs:
+    def _side(
+        self, model: nn.Module, vocab: SideVocab, ids: Tensor, mask: Tensor, needs: frozenset[Need]
+    ) -> SideOutputs:
+        if not needs:
+            return SideOutputs(ids, {})
         return causal_lm_forward(
             model,
             ids,
             mask,
+            needs,
             space_token_mask=vocab.space_token_mask.to(ids.device),
             eos_token_id=vocab.eos_token_id,
-            with_logits=self.with_logits,
         )
 
-    def forward_both(self, batch: CrossTokenizerBatch) -> tuple[SideOutputs, SideOutputs]:
-        """Teacher (no grad) and student forward passes on one aligned batch."""
+    def forward_both(
+        self,
+        batch: CrossTokenizerBatch,
+        teacher_needs: frozenset[Need],
+        student_needs: frozenset[Need],
+    ) -> tuple[SideOutputs, SideOutputs]:
+        """Teacher (no grad; skipped when nothing is needed) and student forward passes."""
         self.teacher.eval()
         with torch.no_grad():
             teacher = self._side(
@@ -97,22 +120,27 @@ class DistillationModule(L.LightningModule):
                 self.teacher_vocab,
                 batch.teacher_input_ids,
                 batch.teacher_attention_mask,
+                teacher_needs,
             )
         student = self._side(
-            self.student, self.student_vocab, batch.student_input_ids, batch.student_attention_mask
+            self.student,
+            self.student_vocab,
+            batch.student_input_ids,
+            batch.student_attention_mask,
+            student_needs,
         )
         return teacher, student
 
     def training_step(self, batch: CrossTokenizerBatch, batch_idx: int) -> Tensor:
-        """One step: both forward passes, every loss, one combined objective."""
-        teacher, student = self.forward_both(batch)
-        values = compute_losses(self.losses, batch, teacher, student)
+        """One step: the forward passes the losses need, every loss, one combined objective."""
+        teacher, student = self.forward_both(batch, self.teacher_needs, self.student_needs)
+        values = compute_losses(DISTILL_WIRINGS, self.losses, batch, teacher, student)
         if self.loss_aggregation == "gradmag_preserve_mag" and len(values) > 1:
             total = approx_gradmag_preserve_mag(
                 list(values.values()), last_layer_parameters(self.student)
             )
         else:
-            total = torch.stack([self.loss_weights[k] * v for k, v in values.items()]).sum()
+            total = stack_weighted(values, self.loss_weights)
         size = batch.student_input_ids.shape[0]
         self.log_dict({f"train/{k}": v.detach() for k, v in values.items()}, batch_size=size)
         self.log("train/loss", total.detach(), prog_bar=True, batch_size=size)
@@ -121,64 +149,133 @@ class DistillationModule(L.LightningModule):
 
     def validation_step(self, batch: CrossTokenizerBatch, batch_idx: int) -> None:
         """Bits per byte of teacher and student on the same (jointly scored) bytes."""
-        teacher, student = self.forward_both(batch)
-        teacher_logprobs = teacher.token_logprobs.logprobs  # (B, Tt)
-        student_logprobs = student.token_logprobs.logprobs  # (B, Ts)
-        chunk_mask = joint_valid_chunk_mask(
-            batch.teacher_chunk_index,
-            batch.student_chunk_index,
-            batch.chunk_num_bytes,
-            batch.teacher_loss_mask,
-            batch.student_loss_mask,
-        )  # (B, C)
-        for metric, logprobs, chunk_index, token_mask in (
-            (
-                self.teacher_bpb,
-                teacher_logprobs,
-                batch.teacher_chunk_index,
-                batch.teacher_loss_mask,
-            ),
-            (
-                self.student_bpb,
-                student_logprobs,
-                batch.student_chunk_index,
-                batch.student_loss_mask,
-            ),
-        ):
-            metric.update(logprobs, chunk_index, batch.chunk_num_bytes, token_mask, chunk_mask)
-        self.agreement.update(
-            teacher_logprobs,
-            student_logprobs,
-            batch.teacher_chunk_index,
-            batch.student_chunk_index,
-            batch.chunk_num_bytes,
-            batch.teacher_loss_mask,
-            batch.student_loss_mask,
-        )
+        teacher, student = self.forward_both(batch, SCORING, SCORING)
+        self.evaluation.update(batch, teacher[Need.TOKEN_LOGPROBS], student[Need.TOKEN_LOGPROBS])
         size = batch.student_input_ids.shape[0]
-        self.log("val/teacher_bpb", self.teacher_bpb, batch_size=size)
-        self.log("val/student_bpb", self.student_bpb, prog_bar=True, batch_size=size)
+        self.log("val/teacher_bpb", self.evaluation.teacher_bpb, batch_size=size)
+        self.log("val/student_bpb", self.evaluation.student_bpb, prog_bar=True, batch_size=size)
 
     def on_validation_epoch_end(self) -> None:
         """Log chunk agreement (a dict-valued metric) and reset it."""
-        values = {f"val/{k}": v.float() for k, v in self.agreement.compute().items()}
-        self.log_dict(values)
-        self.agreement.reset()
+        self.log_dict({f"val/{k}": v for k, v in self.evaluation.agreement_values().items()})
 
     def configure_optimizers(self):  # type: ignore[no-untyped-def]  # noqa: D102
-        optimizer = build_optimizer(self.student, self.optim, extra=self.losses)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: warmup_cosine(
-                step,
-                warmup_steps=self.optim.warmup_steps,
-                total_steps=self.max_steps,
-                min_ratio=self.optim.min_lr_ratio,
-            ),
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return optimizer_and_schedule(self.student, self.optim, self.max_steps, extra=self.losses)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:  # type: ignore[type-arg]  # noqa: D102
         state = checkpoint["state_dict"]
         for key in [k for k in state if k.startswith("teacher.")]:
             del state[key]
+
+
+@dataclass
+class LoadedModels:
+    """Teacher and student with their tokenizers."""
+
+    teacher: Any
+    teacher_tokenizer: Any
+    student: Any
+    student_tokenizer: Any
+    init_report: dict[str, int] = field(default_factory=dict)
+
+
+def load_models(config: DistillConfig) -> LoadedModels:
+    """Teacher from `config.teacher`; student by copy + new tokenizer, or from its own config."""
+    from ctd.models import fvt_init_embeddings, fvt_mapping, load_tokenizer, to_byte_level
+
+    teacher, teacher_tokenizer = load_model(config.teacher)
+    if config.mode == "distill":
+        student, student_tokenizer = load_model(config.student)
+        return LoadedModels(teacher, teacher_tokenizer, student, student_tokenizer)
+    student = copy.deepcopy(teacher).to(getattr(torch, config.student.dtype))
+    student.requires_grad_(True)
+    if config.student.tokenizer == BYTE_LEVEL:
+        student_tokenizer = to_byte_level(teacher_tokenizer)
+    elif config.student.tokenizer:
+        student_tokenizer = load_tokenizer(
+            config.student.tokenizer, trust_remote_code=config.student.trust_remote_code
+        )
+    else:
+        raise ValueError("mode=transfer needs student.tokenizer (`bytes` or a tokenizer path)")
+    mapping = fvt_mapping(teacher_tokenizer, student_tokenizer)
+    fvt_init_embeddings(student, teacher_tokenizer, student_tokenizer, mapping=mapping)
+    report = {str(method): count for method, count in mapping.counts.items()}
+    return LoadedModels(teacher, teacher_tokenizer, student, student_tokenizer, report)
+
+
+def loss_setup_values(config: DistillConfig, models: LoadedModels) -> dict[str, Any]:
+    """Constructor arguments the wirings derive from the models (only those the losses need)."""
+    wanted = set().union(*(DISTILL_WIRINGS[loss.name].setup for loss in config.losses))
+    values: dict[str, Any] = {}
+    if {"student_dim", "teacher_dim"} & wanted:
+        values["student_dim"] = hidden_size(models.student)
+        values["teacher_dim"] = hidden_size(models.teacher)
+    if "student_to_teacher" in wanted:
+        values["student_to_teacher"] = mined_vocabulary_map(models)
+    return values
+
+
+def mined_vocabulary_map(models: LoadedModels) -> Tensor:
+    """MinED's student -> teacher token map (minimum edit distance), as a (V_student,) tensor.
+
+    Cached under `~/.cache/ctd`, keyed by both tokenizers.
+    """
+    from pathlib import Path
+
+    from ctd.alignment.vocab_map import mined_vocab_map
+
+    mapping = mined_vocab_map(
+        models.student_tokenizer,
+        models.teacher_tokenizer,
+        student_vocab_size=num_embeddings(models.student),
+        cache_dir=Path.home() / ".cache" / "ctd",
+    )
+    return torch.as_tensor(mapping, dtype=torch.long)
+
+
+def build_module(config: DistillConfig, models: LoadedModels) -> DistillationModule:
+    """The LightningModule for `config`."""
+    losses = build_loss_modules(
+        [(loss.name, loss.kwargs) for loss in config.losses],
+        DISTILL_WIRINGS,
+        loss_setup_values(config, models),
+    )
+    return DistillationModule(
+        models.teacher,
+        models.student,
+        SideVocab.from_tokenizer(models.teacher_tokenizer, num_embeddings(models.teacher)),
+        SideVocab.from_tokenizer(models.student_tokenizer, num_embeddings(models.student)),
+        losses,
+        {loss.name: loss.weight for loss in config.losses},
+        loss_aggregation=config.loss_aggregation,
+        optim=config.optim,
+        max_steps=config.trainer.max_steps,
+    )
+
+
+def check_distill_config(config: DistillConfig) -> None:
+    """What can be checked before any model is loaded: loss names and arguments."""
+    check_losses(config.losses, DISTILL_WIRINGS, "distill")
+    if config.mode == "distill" and not config.student.name_or_path:
+        raise ValueError("mode=distill needs student.name_or_path (the student's own model)")
+
+
+def setup_distill(config: DistillConfig) -> PreparedRun:
+    """Models, data and module for task `distill`; every bad input fails here."""
+    models = load_models(config)
+    for name in ("teacher", "student"):
+        tokenizer = getattr(models, f"{name}_tokenizer")
+        if _uses_eos_as_space(config) and getattr(tokenizer, "eos_token_id", None) is None:
+            raise ValueError(f"alm eos_as_space=true needs an EOS token; the {name}'s has none")
+    datamodule = build_datamodule(
+        config.data, models.teacher_tokenizer, models.student_tokenizer, seed=config.seed
+    )
+    module = build_module(config, models)
+    from ctd.models import export_pretrained
+
+    export = functools.partial(export_pretrained, models.student, models.student_tokenizer)
+    return PreparedRun(module, datamodule, export, report={"fvt_init": models.init_report})
+
+
+def _uses_eos_as_space(config: DistillConfig) -> bool:
+    return any(loss.name == "alm" and loss.kwargs.get("eos_as_space") for loss in config.losses)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from ctd.config import FitConfig, load_config
-from ctd.trainers.fit import build_datamodule, build_module, build_trainer, load_models
+from ctd.trainers.builders import build_datamodule, build_trainer
+from ctd.trainers.transfer import build_module, load_models
 
 
 def _gpt2_byte_decoder() -> dict[str, int]:
@@ -44,9 +45,11 @@ def test_student_bpb_equals_hf_loss_when_both_sides_share_a_model(tiny_models, t
         ],
     )
     models = load_models(config)
-    datamodule = build_datamodule(config, models)
+    datamodule = build_datamodule(
+        config.data, models.teacher_tokenizer, models.student_tokenizer, seed=config.seed
+    )
     module = build_module(config, models)
-    metrics = build_trainer(config, logger=False).validate(module, datamodule=datamodule)[0]
+    metrics = build_trainer(config.trainer, logger=False).validate(module, datamodule=datamodule)[0]
 
     byte_of = _gpt2_byte_decoder()
     tokenizer = models.student_tokenizer

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from ctd.config import FitConfig, load_config
-from ctd.trainers.fit import check_losses, run_fit
+from ctd.trainers.distill_wiring import DISTILL_WIRINGS
+from ctd.trainers.fit import run_fit
+from ctd.trainers.wiring import check_losses
 
 
 def _config(tiny: dict[str, Path], tmp_path: Path, *overrides: str) -> FitConfig:
@@ -151,7 +153,7 @@ def test_resume_continues_at_the_same_step_with_the_same_optimizer_state(
 def test_bad_losses_fail_before_loading_models(tiny_models, tmp_path, override, message) -> None:
     config = _config(tiny_models, tmp_path, override)
     with pytest.raises(ValueError, match=message):
-        check_losses(config.losses)
+        check_losses(config.losses, DISTILL_WIRINGS, "distill")
 
 
 def test_missing_model_folder_is_named(tiny_models, tmp_path) -> None:

@@ -1,0 +1,33 @@
+"""The task table of `ctd fit`: a task is a schema + a LightningModule + one line here."""
+
+from __future__ import annotations
+
+import difflib
+
+from ctd.config import DistillConfig
+from ctd.trainers.distill_wiring import DISTILL_WIRINGS
+from ctd.trainers.task import Task
+from ctd.trainers.transfer import check_distill_config, setup_distill
+
+TASKS: dict[str, Task] = {
+    "distill": Task(
+        DistillConfig,
+        setup_distill,
+        check_distill_config,
+        DISTILL_WIRINGS,
+        "tokenizer transfer (mode=transfer) or cross-tokenizer distillation (mode=distill)",
+    ),
+}
+
+
+def get_task(name: str) -> Task:
+    """The task called `name`.
+
+    Raises:
+        ValueError: an unknown task, naming the known ones and the closest.
+    """
+    if name in TASKS:
+        return TASKS[name]
+    hint = difflib.get_close_matches(name, list(TASKS), n=1)
+    suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+    raise ValueError(f"task: {name!r} is not one of {', '.join(TASKS)}{suggestion}")
