@@ -100,12 +100,12 @@ class ALMTrainer(Trainer):
             student_hidden, model.get_output_embeddings().weight, inputs["student_input_ids"]
         )
         loss = alm_loss(
+            student.logprobs,  # student first, teacher second, as in every ctd loss
             teacher.logprobs,
-            student.logprobs,
-            inputs["teacher_chunk_index"],
-            inputs["student_chunk_index"],
-            teacher_mask=inputs["teacher_mask"],
+            student_chunk_index=inputs["student_chunk_index"],
+            teacher_chunk_index=inputs["teacher_chunk_index"],
             student_mask=inputs["student_mask"],
+            teacher_mask=inputs["teacher_mask"],
         )
         return (loss, None) if return_outputs else loss
 

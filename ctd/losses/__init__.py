@@ -1,6 +1,14 @@
 """ctd.losses: ALM, TVD++ and baselines as pure functions on tensors plus thin modules (torch only).
 
 ``LOSSES`` maps the short names used by configs to the loss modules.
+
+Argument order, the same for every loss function and module ``forward``: the student's tensor
+first, the teacher's second (for TVD++ the draft, ``draft_logits``, is the student and the target
+the teacher; DSKD takes one ``DSKDSide`` per model in the same order). Everything whose two sides
+could be swapped without a shape error (chunk indices, per-side masks, MinED's ids and map) is
+keyword-only and named ``student_*`` / ``teacher_*``; a single shared ``mask`` may stay
+positional. Losses are asymmetric, so a swapped call would otherwise train toward the wrong model.
+Module hyperparameters are keyword-only in ``__init__``.
 """
 
 from torch import nn

@@ -61,10 +61,11 @@ def _side_chunks(
 
 
 def merge_chunks_by_space_prob(
-    teacher: Tensor,
     student: Tensor,
-    teacher_space: Tensor,
+    teacher: Tensor,
+    *,
     student_space: Tensor,
+    teacher_space: Tensor,
     valid: Tensor,
     present: Tensor,
     threshold: float,
@@ -75,7 +76,7 @@ def merge_chunks_by_space_prob(
     kept as it is. A group's log-likelihoods are the sums over its chunks, its space log-probs
     those of its last chunk, and it is valid only if every chunk in it that has tokens is valid.
 
-    Shapes: all (B, C) -> 5 x (B, C) (teacher, student, teacher_space, student_space, valid).
+    Shapes: all (B, C) -> 5 x (B, C) (student, teacher, student_space, teacher_space, valid).
     Reference: Minixhofer, Vulić, Ponti 2025, arXiv 2503.20083, Sec. 3 (tokenkit
     ``merge_by_space_prob``).
     """
@@ -97,17 +98,17 @@ def merge_chunks_by_space_prob(
     )  # (B, C): last chunk of each group
     index = last.clamp_min(0)
     return (
-        merged_teacher,
         merged_student,
-        teacher_space.gather(1, index),
+        merged_teacher,
         student_space.gather(1, index),
+        teacher_space.gather(1, index),
         merged_valid,
     )
 
 
 def _valid_divergences(
-    ell_teacher: Tensor,
     ell_student: Tensor,
+    ell_teacher: Tensor,
     valid: Tensor,
     divergence: str,
     temperature: float,
@@ -119,8 +120,8 @@ def _valid_divergences(
     """
     safe = torch.full_like(ell_student, -1.0)  # keeps masked entries and their gradients finite
     values = ALM_DIVERGENCES[divergence](
-        torch.where(valid, ell_teacher, safe),
         torch.where(valid, ell_student, safe),
+        torch.where(valid, ell_teacher, safe),
         temperature,
         epsilon,
     )  # (B, C)
@@ -128,17 +129,17 @@ def _valid_divergences(
 
 
 def alm_loss(
-    teacher_logprobs: Tensor,
     student_logprobs: Tensor,
-    teacher_chunk_index: Tensor,
-    student_chunk_index: Tensor,
+    teacher_logprobs: Tensor,
     *,
+    student_chunk_index: Tensor,
+    teacher_chunk_index: Tensor,
     temperature: float = 100.0,
     divergence: str = "binary_ce",
-    teacher_space_logprobs: Tensor | None = None,
     student_space_logprobs: Tensor | None = None,
-    teacher_mask: Tensor | None = None,
+    teacher_space_logprobs: Tensor | None = None,
     student_mask: Tensor | None = None,
+    teacher_mask: Tensor | None = None,
     append_space: bool = False,
     merge_by_space_prob: bool = False,
     space_prob_threshold: float = 0.1,
@@ -164,46 +165,65 @@ def alm_loss(
     for invalid chunks, so ``binary_kl_temp_limit`` needs no ``inf - inf`` cancellation;
     (5) an unknown ``divergence`` raises instead of being ignored.
 
-    Shapes: teacher_* (B, Tt), student_* (B, Ts) -> ().
+    Everything after the two log-prob tensors is keyword-only: swapping the sides changes the
+    (asymmetric) loss without any shape error.
+
+    Shapes: student_* (B, Ts), teacher_* (B, Tt) -> ().
     Reference: Minixhofer, Vulić, Ponti 2025, arXiv 2503.20083, Sec. 3.
+
+    Example:
+        One chunk; the student gives it probability 0.5, the teacher 0.25, so at
+        ``temperature=1`` the binary cross-entropy is ``-(0.25 ln 0.5 + 0.75 ln 0.5) = ln 2``:
+
+        >>> import math, torch
+        >>> student = torch.tensor([[0.0, math.log(0.5)]])  # position 0 has no log-prob
+        >>> teacher = torch.tensor([[0.0, math.log(0.5), math.log(0.5)]])
+        >>> loss = alm_loss(
+        ...     student, teacher,
+        ...     student_chunk_index=torch.tensor([[-1, 0]]),
+        ...     teacher_chunk_index=torch.tensor([[-1, 0, 0]]),
+        ...     temperature=1.0, epsilon=0.0,
+        ... )
+        >>> round(loss.item(), 4)
+        0.6931
     """
     _check_options(divergence, temperature)
     needs_space = append_space or merge_by_space_prob
     if needs_space and (teacher_space_logprobs is None or student_space_logprobs is None):
         raise ValueError("append_space / merge_by_space_prob need *_space_logprobs on both sides")
-    check_same_batch("teacher_logprobs", teacher_logprobs, "student_logprobs", student_logprobs)
+    check_same_batch("student_logprobs", student_logprobs, "teacher_logprobs", teacher_logprobs)
     if num_chunks is None:
-        num_chunks = infer_num_chunks(teacher_chunk_index, student_chunk_index)
+        num_chunks = infer_num_chunks(student_chunk_index, teacher_chunk_index)
     columns = max(num_chunks, 1)
     dtype = compute_dtype(student_logprobs)
-    teacher, space_teacher = _side_chunks(
-        "teacher", teacher_logprobs, teacher_chunk_index, teacher_space_logprobs,
-        teacher_mask, columns, dtype,
-    )  # fmt: skip
     student, space_student = _side_chunks(
         "student", student_logprobs, student_chunk_index, student_space_logprobs,
         student_mask, columns, dtype,
     )  # fmt: skip
-    valid = teacher.complete & student.complete  # (B, C)
-    ell_teacher = teacher.logprobs.clamp(max=0.0)  # (B, C)
-    ell_student = student.logprobs.clamp(max=0.0)
+    teacher, space_teacher = _side_chunks(
+        "teacher", teacher_logprobs, teacher_chunk_index, teacher_space_logprobs,
+        teacher_mask, columns, dtype,
+    )  # fmt: skip
+    valid = student.complete & teacher.complete  # (B, C)
+    ell_student = student.logprobs.clamp(max=0.0)  # (B, C)
+    ell_teacher = teacher.logprobs.clamp(max=0.0)
     if merge_by_space_prob:
         present = (
-            teacher.num_scored + teacher.num_unscored + student.num_scored + student.num_unscored
+            student.num_scored + student.num_unscored + teacher.num_scored + teacher.num_unscored
         ) > 0
-        ell_teacher, ell_student, space_teacher, space_student, valid = merge_chunks_by_space_prob(
-            ell_teacher,
+        ell_student, ell_teacher, space_student, space_teacher, valid = merge_chunks_by_space_prob(
             ell_student,
-            space_teacher,
-            space_student,
-            valid,
-            present,
-            space_prob_threshold,
+            ell_teacher,
+            student_space=space_student,
+            teacher_space=space_teacher,
+            valid=valid,
+            present=present,
+            threshold=space_prob_threshold,
         )
     if append_space:
-        ell_teacher = ell_teacher + space_teacher
         ell_student = ell_student + space_student
-    values = _valid_divergences(ell_teacher, ell_student, valid, divergence, temperature, epsilon)
+        ell_teacher = ell_teacher + space_teacher
+    values = _valid_divergences(ell_student, ell_teacher, valid, divergence, temperature, epsilon)
     if normalizer is None:
         return values.sum() / valid.sum().clamp_min(1).to(dtype)
     return values.sum() / normalizer
@@ -211,6 +231,10 @@ def alm_loss(
 
 class ALMLoss(nn.Module):
     """Module form of :func:`alm_loss`; stores the hyperparameters only.
+
+    ``eos_as_space`` (tokenkit's option) is not used by :func:`alm_loss` itself: it tells the
+    caller to pass the log-probs of EOS as ``*_space_logprobs`` (the trainer does so), for
+    ``append_space`` / ``merge_by_space_prob`` on text without whitespace.
 
     Shapes: see :func:`alm_loss`.
     Reference: Minixhofer, Vulić, Ponti 2025, arXiv 2503.20083, Sec. 3.
@@ -225,6 +249,7 @@ class ALMLoss(nn.Module):
         merge_by_space_prob: bool = False,
         space_prob_threshold: float = 0.1,
         epsilon: float = 1e-6,
+        eos_as_space: bool = False,
     ) -> None:
         super().__init__()
         if divergence not in ALM_DIVERGENCES:
@@ -237,33 +262,34 @@ class ALMLoss(nn.Module):
         self.merge_by_space_prob = merge_by_space_prob
         self.space_prob_threshold = space_prob_threshold
         self.epsilon = epsilon
+        self.eos_as_space = eos_as_space
 
     def forward(
         self,
-        teacher_logprobs: Tensor,
         student_logprobs: Tensor,
-        teacher_chunk_index: Tensor,
-        student_chunk_index: Tensor,
+        teacher_logprobs: Tensor,
         *,
-        teacher_space_logprobs: Tensor | None = None,
+        student_chunk_index: Tensor,
+        teacher_chunk_index: Tensor,
         student_space_logprobs: Tensor | None = None,
-        teacher_mask: Tensor | None = None,
+        teacher_space_logprobs: Tensor | None = None,
         student_mask: Tensor | None = None,
+        teacher_mask: Tensor | None = None,
         num_chunks: int | None = None,
         normalizer: Tensor | float | None = None,
     ) -> Tensor:
         """Compute :func:`alm_loss` with the stored hyperparameters."""
         return alm_loss(
-            teacher_logprobs,
             student_logprobs,
-            teacher_chunk_index,
-            student_chunk_index,
+            teacher_logprobs,
+            student_chunk_index=student_chunk_index,
+            teacher_chunk_index=teacher_chunk_index,
             temperature=self.temperature,
             divergence=self.divergence,
-            teacher_space_logprobs=teacher_space_logprobs,
             student_space_logprobs=student_space_logprobs,
-            teacher_mask=teacher_mask,
+            teacher_space_logprobs=teacher_space_logprobs,
             student_mask=student_mask,
+            teacher_mask=teacher_mask,
             append_space=self.append_space,
             merge_by_space_prob=self.merge_by_space_prob,
             space_prob_threshold=self.space_prob_threshold,

@@ -1,6 +1,7 @@
-"""Binarised chunk divergences of ALM, ``f(teacher_chunk_logprob, student_chunk_logprob)``.
+"""Binarised chunk divergences of ALM, ``f(student_chunk_logprob, teacher_chunk_logprob)``.
 
-Each takes chunk log-likelihoods ``teacher`` and ``student`` (<= 0), the binarisation
+Each takes chunk log-likelihoods ``student`` and ``teacher`` (<= 0, student first as in every
+loss of :mod:`ctd.losses`), the binarisation
 temperature ``tau`` and a shift ``eps`` and returns the elementwise divergence. With
 ``a = teacher / tau - eps`` and ``b = student / tau - eps``, ``exp(a)`` and ``exp(b)`` are the
 probabilities of the Bernoulli "this chunk occurs" events (Minixhofer, Vulić, Ponti 2025,
@@ -27,40 +28,40 @@ def log1mexp(x: Tensor) -> Tensor:
     return torch.where(small, torch.log1p(-torch.exp(x)), torch.log(-torch.expm1(x)))
 
 
-def binary_ce(teacher: Tensor, student: Tensor, tau: float, eps: float) -> Tensor:
+def binary_ce(student: Tensor, teacher: Tensor, tau: float, eps: float) -> Tensor:
     """Binary cross-entropy of Bernoulli(p_T^(1/tau)) against Bernoulli(p_S^(1/tau))."""
     a, b = teacher / tau - eps, student / tau - eps
     return -(torch.exp(a) * b + (-torch.expm1(a)) * log1mexp(b))
 
 
-def reverse_binary_kl(teacher: Tensor, student: Tensor, tau: float, eps: float) -> Tensor:
+def reverse_binary_kl(student: Tensor, teacher: Tensor, tau: float, eps: float) -> Tensor:
     """Binary KL(student || teacher) of the binarised chunk probabilities."""
     a, b = teacher / tau - eps, student / tau - eps
     return torch.exp(b) * (b - a) + (-torch.expm1(b)) * (log1mexp(b) - log1mexp(a))
 
 
-def absolute(teacher: Tensor, student: Tensor, tau: float, eps: float) -> Tensor:
+def absolute(student: Tensor, teacher: Tensor, tau: float, eps: float) -> Tensor:
     """``|log p_T - log p_S|`` (no temperature)."""
     return (teacher - student).abs()
 
 
-def abs_exp(teacher: Tensor, student: Tensor, tau: float, eps: float) -> Tensor:
+def abs_exp(student: Tensor, teacher: Tensor, tau: float, eps: float) -> Tensor:
     """``|p_T^(1/tau) - p_S^(1/tau)|``."""
     return (torch.exp(teacher / tau - eps) - torch.exp(student / tau - eps)).abs()
 
 
-def binary_kl_temp_limit(teacher: Tensor, student: Tensor, tau: float, eps: float) -> Tensor:
+def binary_kl_temp_limit(student: Tensor, teacher: Tensor, tau: float, eps: float) -> Tensor:
     """Limit of ``tau * binary KL(T || S)`` as tau -> inf (eps-shifted, no temperature)."""
     t, s = teacher - eps, student - eps
     return (t - s) + t * torch.log(-s) - t * torch.log(-t)
 
 
-def joschu_k2(teacher: Tensor, student: Tensor, tau: float, eps: float) -> Tensor:
+def joschu_k2(student: Tensor, teacher: Tensor, tau: float, eps: float) -> Tensor:
     """Schulman's k2 estimator ``0.5 * r^2`` with ``r = (log p_T - log p_S) / tau``."""
     return 0.5 * ((teacher - student) / tau) ** 2
 
 
-def joschu_k3(teacher: Tensor, student: Tensor, tau: float, eps: float) -> Tensor:
+def joschu_k3(student: Tensor, teacher: Tensor, tau: float, eps: float) -> Tensor:
     """Schulman's k3 estimator ``exp(r) - 1 - r`` with ``r = (log p_T - log p_S) / tau``."""
     ratio = (teacher - student) / tau
     return torch.expm1(ratio) - ratio

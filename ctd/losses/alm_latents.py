@@ -32,11 +32,11 @@ def _layer_distance(teacher: Tensor, student: Tensor, valid: Tensor, distance: s
 
 
 def alm_latents_loss(
-    teacher_hidden_states: Tensor | Sequence[Tensor],
     student_hidden_states: Tensor | Sequence[Tensor],
-    teacher_chunk_index: Tensor,
-    student_chunk_index: Tensor,
+    teacher_hidden_states: Tensor | Sequence[Tensor],
     *,
+    student_chunk_index: Tensor,
+    teacher_chunk_index: Tensor,
     layer_map: Sequence[tuple[int, int]] = ((-1, -1),),
     projection: Callable[[Tensor], Tensor] | None = None,
     distance: str = "l2_channelwise",
@@ -45,13 +45,16 @@ def alm_latents_loss(
     """Normalised distance between teacher and student hidden states at aligned chunk ends.
 
     A tensor means one layer (the last); a sequence holds all layers and ``layer_map`` lists
-    ``(teacher_layer, student_layer)`` pairs, averaged. ``projection`` (e.g. a learned
+    ``(teacher_layer, student_layer)`` pairs (tokenkit's order, kept so configs stay valid),
+    averaged. ``projection`` (e.g. a learned
     ``nn.Linear(d_student, d_teacher)``) maps student states when widths differ. A chunk counts
     when it has a token on both sides. The distance is divided by the teacher's mean squared
     (or absolute) activation over valid chunks, per channel for ``*_channelwise`` (detached).
 
-    Shapes: hidden states (B, Tt, dt) / (B, Ts, ds) or sequences of them; chunk indices (B, Tt),
-    (B, Ts) -> ().
+    Everything after the two hidden-state arguments is keyword-only.
+
+    Shapes: hidden states (B, Ts, ds) / (B, Tt, dt) or sequences of them; chunk indices (B, Ts),
+    (B, Tt) -> ().
     Reference: Minixhofer, Vulić, Ponti 2025, arXiv 2503.20083 (tokenkit ``alm_latents``).
     """
     if distance not in LATENT_DISTANCES:
@@ -69,11 +72,11 @@ def alm_latents_loss(
     columns = max(
         num_chunks
         if num_chunks is not None
-        else infer_num_chunks(teacher_chunk_index, student_chunk_index),
+        else infer_num_chunks(student_chunk_index, teacher_chunk_index),
         1,
     )
-    check_index_range("teacher_chunk_index", teacher_chunk_index, -1, columns)
     check_index_range("student_chunk_index", student_chunk_index, -1, columns)
+    check_index_range("teacher_chunk_index", teacher_chunk_index, -1, columns)
     valid = (chunk_last_token(teacher_chunk_index, columns) >= 0) & (
         chunk_last_token(student_chunk_index, columns) >= 0
     )
@@ -123,19 +126,19 @@ class ALMLatentsLoss(nn.Module):
 
     def forward(
         self,
-        teacher_hidden_states: Tensor | Sequence[Tensor],
         student_hidden_states: Tensor | Sequence[Tensor],
-        teacher_chunk_index: Tensor,
-        student_chunk_index: Tensor,
+        teacher_hidden_states: Tensor | Sequence[Tensor],
         *,
+        student_chunk_index: Tensor,
+        teacher_chunk_index: Tensor,
         num_chunks: int | None = None,
     ) -> Tensor:
         """Compute :func:`alm_latents_loss` with the stored options and projection."""
         return alm_latents_loss(
-            teacher_hidden_states,
             student_hidden_states,
-            teacher_chunk_index,
-            student_chunk_index,
+            teacher_hidden_states,
+            student_chunk_index=student_chunk_index,
+            teacher_chunk_index=teacher_chunk_index,
             layer_map=self.layer_map,  # type: ignore[arg-type]
             projection=self.projection,
             distance=self.distance,

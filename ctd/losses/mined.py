@@ -14,11 +14,11 @@ from ctd.losses.token_logprobs import token_logprobs
 def mined_loss(
     student_logits: Tensor,
     teacher_logits: Tensor,
+    *,
     student_input_ids: Tensor,
     student_chunk_index: Tensor,
     teacher_chunk_index: Tensor,
     student_to_teacher: Tensor,
-    *,
     student_mask: Tensor | None = None,
     teacher_mask: Tensor | None = None,
     temperature: float = 1.0,
@@ -32,6 +32,8 @@ def mined_loss(
     cross-entropy. The sum is divided by the number of terms. Differences from tokenkit: both
     distributions predict the aligned token itself (tokenkit reads them at the chunk end, i.e.
     for the *next* token), and its operator-precedence bug in the 1:1 mask is not reproduced.
+    Everything after the two logits is keyword-only (the indices and masks of the two sides
+    have the same dtype, so a positional swap would go unnoticed).
 
     Shapes: student_logits (B, Ts, Vs), teacher_logits (B, Tt, Vt), student_input_ids (B, Ts),
     chunk indices (B, Ts) / (B, Tt), student_to_teacher (Vs,) -> ().
@@ -77,35 +79,50 @@ def mined_loss(
 
 
 class MinEDLoss(nn.Module):
-    """Module form of :func:`mined_loss`.
+    """Module form of :func:`mined_loss`, optionally holding the vocabulary map.
+
+    ``student_to_teacher`` given here (built once at set-up) is kept as a non-persistent buffer,
+    so it follows ``.to(device)`` but stays out of checkpoints; ``forward``'s own
+    ``student_to_teacher``, when passed, takes precedence.
 
     Shapes: see :func:`mined_loss`.
     """
 
-    def __init__(self, *, temperature: float = 1.0) -> None:
+    student_to_teacher: Tensor | None
+
+    def __init__(
+        self, *, temperature: float = 1.0, student_to_teacher: Tensor | None = None
+    ) -> None:
         super().__init__()
         self.temperature = temperature
+        self.register_buffer("student_to_teacher", student_to_teacher, persistent=False)
 
     def forward(
         self,
         student_logits: Tensor,
         teacher_logits: Tensor,
+        *,
         student_input_ids: Tensor,
         student_chunk_index: Tensor,
         teacher_chunk_index: Tensor,
-        student_to_teacher: Tensor,
-        *,
+        student_to_teacher: Tensor | None = None,
         student_mask: Tensor | None = None,
         teacher_mask: Tensor | None = None,
     ) -> Tensor:
-        """Compute :func:`mined_loss`."""
+        """Compute :func:`mined_loss` with the given map, else the one given at construction."""
+        mapping = self.student_to_teacher if student_to_teacher is None else student_to_teacher
+        if mapping is None:
+            raise ValueError(
+                "MinEDLoss needs a student_to_teacher vocabulary map (student id -> teacher id): "
+                "pass it to MinEDLoss(student_to_teacher=...) or to forward"
+            )
         return mined_loss(
             student_logits,
             teacher_logits,
-            student_input_ids,
-            student_chunk_index,
-            teacher_chunk_index,
-            student_to_teacher,
+            student_input_ids=student_input_ids,
+            student_chunk_index=student_chunk_index,
+            teacher_chunk_index=teacher_chunk_index,
+            student_to_teacher=mapping,
             student_mask=student_mask,
             teacher_mask=teacher_mask,
             temperature=self.temperature,

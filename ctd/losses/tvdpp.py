@@ -73,8 +73,24 @@ def tvdpp_loss(
 
     ``mask`` marks the positions to score (default all); the target is detached.
 
+    The draft is the student and comes first, as in every loss of :mod:`ctd.losses`.
+
     Shapes: draft_logits (B, T, V), target_logits (B, T, V), mask (B, T) -> ().
     Reference: Goel et al. 2024, arXiv 2403.00858 (TVD++); module docstring for the readings.
+
+    Example:
+        Target (0.5, 0.5), draft (0.25, 0.75): TVD ``0.5 (0.25 + 0.25) = 0.25``. With
+        ``normalization="none"`` the gradient is the TVD's, pushing up the token the draft
+        underrates (``d TVD / d z = (-0.1875, 0.1875)``):
+
+        >>> import math, torch
+        >>> draft = torch.tensor([[[math.log(0.25), math.log(0.75)]]], requires_grad=True)
+        >>> loss = tvdpp_loss(draft, torch.zeros(1, 1, 2), normalization="none")
+        >>> round(loss.item(), 4)
+        0.25
+        >>> loss.backward()
+        >>> [round(g, 4) for g in draft.grad.flatten().tolist()]
+        [-0.1875, 0.1875]
     """
     check_ndim("draft_logits", draft_logits, 3)
     check_same_shape("target_logits", target_logits, "draft_logits", draft_logits)

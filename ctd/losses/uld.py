@@ -23,9 +23,9 @@ def _compact(values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
 def uld_loss(
     student_logits: Tensor,
     teacher_logits: Tensor,
+    *,
     student_mask: Tensor | None = None,
     teacher_mask: Tensor | None = None,
-    *,
     temperature: float = 1.0,
 ) -> Tensor:
     """Mean over paired positions of ``sum_i |p_S(i) - p_T(i)|`` on descending-sorted probabilities.
@@ -34,6 +34,7 @@ def uld_loss(
     paper's alignment of response tokens, truncated to the shorter side), so sequence lengths may
     differ; the smaller vocabulary is zero-padded. tokenkit pairs raw position indices and needs
     equal lengths. The cross-entropy term of ULD is left to :func:`~ctd.losses.sft_loss`.
+    The masks are keyword-only, so they cannot be swapped by position.
 
     Shapes: student_logits (B, Ts, Vs), teacher_logits (B, Tt, Vt), student_mask (B, Ts),
     teacher_mask (B, Tt) -> ().
@@ -86,10 +87,15 @@ class ULDLoss(nn.Module):
         self,
         student_logits: Tensor,
         teacher_logits: Tensor,
+        *,
         student_mask: Tensor | None = None,
         teacher_mask: Tensor | None = None,
     ) -> Tensor:
         """Compute :func:`uld_loss`."""
         return uld_loss(
-            student_logits, teacher_logits, student_mask, teacher_mask, temperature=self.temperature
+            student_logits,
+            teacher_logits,
+            student_mask=student_mask,
+            teacher_mask=teacher_mask,
+            temperature=self.temperature,
         )

@@ -73,8 +73,8 @@ def step(kind, naive, inputs):
             out = token_logprobs_from_hidden(hidden, weight, ids, space_token_mask=space_mask)
             student, student_space = out.logprobs, out.space_logprobs
         loss = alm_loss(
-            teacher, student, index, index, teacher_space_logprobs=space,
-            student_space_logprobs=student_space, append_space=True,
+            student, teacher, student_chunk_index=index, teacher_chunk_index=index,
+            student_space_logprobs=student_space, teacher_space_logprobs=space, append_space=True,
         )  # fmt: skip
     loss.backward()
     return loss.detach()

@@ -131,8 +131,9 @@ def random_case(seed, batch=3, teacher_len=9, student_len=11, chunks=5):
 def test_matches_brute_force(divergence, tau):
     teacher, student, t_index, s_index, _ = random_case(0)
     got = alm_loss(
-        teacher, student, t_index, s_index, temperature=tau, divergence=divergence, epsilon=0.0
-    )
+        student, teacher, student_chunk_index=s_index, teacher_chunk_index=t_index,
+        temperature=tau, divergence=divergence, epsilon=0.0,
+    )  # fmt: skip
     want = brute_force_alm(teacher, student, t_index, s_index, divergence, tau)
     assert float(got) == pytest.approx(want, rel=1e-9, abs=1e-12)
 
@@ -143,7 +144,8 @@ def test_space_options_match_brute_force(seed, merge):
     teacher, student, t_index, s_index, space = random_case(seed)
     teacher_mask = torch.rand(teacher.shape, generator=torch.Generator().manual_seed(seed)) > 0.1
     got = alm_loss(
-        teacher, student, t_index, s_index, temperature=10.0, epsilon=0.0,
+        student, teacher, student_chunk_index=s_index, teacher_chunk_index=t_index,
+        temperature=10.0, epsilon=0.0,
         teacher_space_logprobs=space["teacher_space"],
         student_space_logprobs=space["student_space"],
         teacher_mask=teacher_mask, append_space=True, merge_by_space_prob=merge,
@@ -167,9 +169,10 @@ def test_hand_worked_two_chunk_example():
     student = torch.tensor([[0.0, half, half, half]])
     t_index = torch.tensor([[-1, 0, 0, 1]])
     s_index = torch.tensor([[-1, 0, 1, 1]])
-    bce = alm_loss(teacher, student, t_index, s_index, temperature=1.0, epsilon=0.0)
+    chunks = {"student_chunk_index": s_index, "teacher_chunk_index": t_index}
+    bce = alm_loss(student, teacher, **chunks, temperature=1.0, epsilon=0.0)
     assert float(bce) == pytest.approx(0.765068, abs=1e-6)
-    absolute = alm_loss(teacher, student, t_index, s_index, divergence="abs")
+    absolute = alm_loss(student, teacher, **chunks, divergence="abs")
     assert float(absolute) == pytest.approx(0.693147, abs=1e-6)
 
 
@@ -179,7 +182,9 @@ def test_validity_needs_both_sides_scored():
     student = torch.tensor([[0.0, half, half]])
     # Chunk 0 holds the student's position 0 (no log-prob): tokenkit would score it, we drop it.
     t_index, s_index = torch.tensor([[-1, 0, 1]]), torch.tensor([[0, 0, 1]])
-    loss = alm_loss(teacher, student, t_index, s_index, divergence="abs")
+    loss = alm_loss(
+        student, teacher, student_chunk_index=s_index, teacher_chunk_index=t_index, divergence="abs"
+    )
     assert loss.item() == 0.0  # only chunk 1 is scored, and it matches exactly
     chunks = chunk_logprobs(student, s_index)
     assert chunks.complete.tolist() == [[False, True]]
@@ -190,7 +195,13 @@ def test_validity_needs_both_sides_scored():
 def test_identity_gives_zero(divergence):
     teacher, _, t_index, _, _ = random_case(1)
     student = teacher.clone().requires_grad_(True)
-    loss = alm_loss(teacher, student, t_index, t_index.clone(), divergence=divergence)
+    loss = alm_loss(
+        student,
+        teacher,
+        student_chunk_index=t_index.clone(),
+        teacher_chunk_index=t_index,
+        divergence=divergence,
+    )
     (grad,) = torch.autograd.grad(loss, student)
     if divergence != "binary_ce":  # BCE = KL + the teacher's binary entropy at identity
         assert loss.item() == pytest.approx(0.0, abs=1e-12)
@@ -209,7 +220,8 @@ def test_gradcheck_float64(divergence):
 
     def fn(t, s, ts, ss):
         return alm_loss(
-            t, s, t_index, s_index, divergence=divergence, temperature=3.0,
+            s, t, student_chunk_index=s_index, teacher_chunk_index=t_index,
+            divergence=divergence, temperature=3.0,
             teacher_space_logprobs=ts, student_space_logprobs=ss, append_space=True,
         )  # fmt: skip
 
@@ -225,7 +237,14 @@ def test_no_valid_chunk_gives_finite_zero(divergence):
         (torch.full_like(t_index, -1), torch.full_like(s_index, -1), {}),
     ]
     for ti, si, kwargs in cases:
-        loss = alm_loss(teacher, student, ti, si, divergence=divergence, **kwargs)
+        loss = alm_loss(
+            student,
+            teacher,
+            student_chunk_index=si,
+            teacher_chunk_index=ti,
+            divergence=divergence,
+            **kwargs,
+        )
         (grad,) = torch.autograd.grad(loss, student)
         assert loss.item() == 0.0
         assert torch.isfinite(grad).all()
@@ -235,17 +254,21 @@ def test_no_valid_chunk_gives_finite_zero(divergence):
 def test_module_and_normalizer():
     teacher, student, t_index, s_index, _ = random_case(4)
     module = ALMLoss(temperature=5.0, divergence="reverse_binary_kl")
-    expected = alm_loss(
-        teacher, student, t_index, s_index, temperature=5.0, divergence="reverse_binary_kl"
-    )
-    torch.testing.assert_close(module(teacher, student, t_index, s_index), expected)
+    chunks = {"student_chunk_index": s_index, "teacher_chunk_index": t_index}
+    expected = alm_loss(student, teacher, **chunks, temperature=5.0, divergence="reverse_binary_kl")
+    torch.testing.assert_close(module(student, teacher, **chunks), expected)
     num_valid = int(
         (
             chunk_logprobs(teacher, t_index).complete & chunk_logprobs(student, s_index).complete
         ).sum()
     )
-    halved = module(teacher, student, t_index, s_index, normalizer=2 * num_valid)
+    halved = module(student, teacher, **chunks, normalizer=2 * num_valid)
     torch.testing.assert_close(halved, expected / 2)
+
+
+def test_module_stores_eos_as_space_for_the_caller():
+    assert ALMLoss().eos_as_space is False
+    assert ALMLoss(eos_as_space=True, append_space=True).eos_as_space is True
 
 
 def test_gather_chunk_ends_takes_last_token():
@@ -256,26 +279,28 @@ def test_gather_chunk_ends_takes_last_token():
 
 def test_bad_input_errors():
     teacher, student, t_index, s_index, _ = random_case(5)
+    chunks = {"student_chunk_index": s_index, "teacher_chunk_index": t_index}
     with pytest.raises(
-        ValueError, match=r"batch sizes differ: teacher_logprobs has shape \(3, 9\)"
+        ValueError, match=r"batch sizes differ: student_logprobs has shape \(2, 11\)"
     ):
-        alm_loss(teacher, student[:2], t_index, s_index[:2])
+        alm_loss(student[:2], teacher, student_chunk_index=s_index[:2], teacher_chunk_index=t_index)
     with pytest.raises(
         ValueError, match=r"student_chunk_index \(3, 9\) and student_logprobs \(3, 11\)"
     ):
-        alm_loss(teacher, student, t_index, t_index)
+        alm_loss(student, teacher, student_chunk_index=t_index, teacher_chunk_index=t_index)
+    bad = t_index.clamp_min(-2) - (t_index < 0).long()
     with pytest.raises(
         ValueError, match=r"teacher_chunk_index \(shape \(3, 9\)\) has values in \[-2"
     ):
-        alm_loss(teacher, student, t_index.clamp_min(-2) - (t_index < 0).long(), s_index)
+        alm_loss(student, teacher, student_chunk_index=s_index, teacher_chunk_index=bad)
     with pytest.raises(
         ValueError,
-        match=r"teacher_chunk_index \(shape \(3, 9\)\) has values in \[-1, 4\], outside \[-1, 2\)",
+        match=r"student_chunk_index \(shape \(3, 11\)\) has values in \[-1, 4\], outside \[-1, 2\)",
     ):
-        alm_loss(teacher, student, t_index, s_index, num_chunks=2)
+        alm_loss(student, teacher, **chunks, num_chunks=2)
     with pytest.raises(ValueError, match=r"student_logprobs \(shape \(3, 11\)\) contains NaN"):
-        alm_loss(teacher, torch.full_like(student, float("nan")), t_index, s_index)
+        alm_loss(torch.full_like(student, float("nan")), teacher, **chunks)
     with pytest.raises(ValueError, match="unknown divergence 'kl'"):
-        alm_loss(teacher, student, t_index, s_index, divergence="kl")
+        alm_loss(student, teacher, **chunks, divergence="kl")
     with pytest.raises(ValueError, match="space_logprobs"):
-        alm_loss(teacher, student, t_index, s_index, append_space=True)
+        alm_loss(student, teacher, **chunks, append_space=True)

@@ -29,7 +29,7 @@ def test_uld_pairs_kth_scored_positions_by_loop():
             ps = sorted(F.softmax(student[b, sp], -1).tolist(), reverse=True) + [0.0] * 3
             pt = sorted(F.softmax(teacher[b, tp], -1).tolist(), reverse=True)
             terms.append(sum(abs(x - y) for x, y in zip(ps, pt, strict=True)))
-    got = uld_loss(student, teacher, student_mask, teacher_mask)
+    got = uld_loss(student, teacher, student_mask=student_mask, teacher_mask=teacher_mask)
     assert got.item() == pytest.approx(sum(terms) / len(terms), rel=1e-12)
 
 
@@ -63,7 +63,14 @@ def test_mined_by_loop():
     )
     ce = F.cross_entropy(student[0, 1:3], ids[0, 2:4], reduction="sum")
     want = (kl0 + kl2 + ce) / 4
-    got = mined_loss(student, teacher, ids, s_index, t_index, mapping)
+    got = mined_loss(
+        student,
+        teacher,
+        student_input_ids=ids,
+        student_chunk_index=s_index,
+        teacher_chunk_index=t_index,
+        student_to_teacher=mapping,
+    )
     torch.testing.assert_close(got, want)
 
 
@@ -105,16 +112,18 @@ def test_alm_latents_by_loop_and_projection():
     ends = [(0, 1), (2, 2)]  # (teacher last token, student last token) of chunks 0 and 1
     scale = sum(teacher[0, t] ** 2 for t, _ in ends) / 2  # per channel
     want = sum(((student[0, s] - teacher[0, t]) ** 2 / (scale + 1e-8)).mean() for t, s in ends) / 2
-    got = alm_latents_loss(teacher, student, t_index, s_index)
+    chunks = {"student_chunk_index": s_index, "teacher_chunk_index": t_index}
+    got = alm_latents_loss(student, teacher, **chunks)
     torch.testing.assert_close(got, want)
-    assert alm_latents_loss(teacher, teacher, t_index, t_index).item() == 0.0
+    same = {"student_chunk_index": t_index, "teacher_chunk_index": t_index}
+    assert alm_latents_loss(teacher, teacher, **same).item() == 0.0
     module = ALMLatentsLoss(student_dim=5, teacher_dim=3).double()
-    projected = module(teacher, torch.randn(1, 5, 5, dtype=torch.float64), t_index, s_index)
+    projected = module(torch.randn(1, 5, 5, dtype=torch.float64), teacher, **chunks)
     projected.backward()
     assert module.projection is not None
     assert module.projection.weight.grad is not None
     with pytest.raises(ValueError, match="pass a projection"):
-        alm_latents_loss(teacher, torch.randn(1, 5, 4), t_index, s_index)
+        alm_latents_loss(torch.randn(1, 5, 4), teacher, **chunks)
 
 
 def test_gradmag_equalises_last_layer_gradients():

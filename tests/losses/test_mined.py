@@ -1,9 +1,10 @@
-"""MinED: float64 gradcheck and the identical-tokenizer limit (plain forward KL)."""
+"""MinED: float64 gradcheck, the identical-tokenizer limit (plain forward KL), the stored map."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from ctd.losses import mined_loss
+from ctd.losses import MinEDLoss, mined_loss
 
 
 def test_mined_gradcheck_mixed_kl_and_ce():
@@ -16,7 +17,15 @@ def test_mined_gradcheck_mixed_kl_and_ce():
     mapping = torch.tensor([0, 6, 2, 2, 4, 1])
 
     def loss(s, t):
-        return mined_loss(s, t, ids, student_index, teacher_index, mapping, temperature=1.3)
+        return mined_loss(
+            s,
+            t,
+            student_input_ids=ids,
+            student_chunk_index=student_index,
+            teacher_chunk_index=teacher_index,
+            student_to_teacher=mapping,
+            temperature=1.3,
+        )
 
     assert torch.autograd.gradcheck(loss, (student, teacher))
 
@@ -36,6 +45,34 @@ def test_mined_identical_tokenizers_is_forward_kl_and_zero_on_itself():
         log_target=True,
         reduction="sum",
     ) / (batch * (length - 1))
-    got = mined_loss(student, teacher, ids, index, index, identity, temperature=2.0)
+    same = {
+        "student_input_ids": ids,
+        "student_chunk_index": index,
+        "teacher_chunk_index": index,
+        "student_to_teacher": identity,
+    }
+    got = mined_loss(student, teacher, **same, temperature=2.0)
     torch.testing.assert_close(got, want)
-    assert mined_loss(student, student, ids, index, index, identity).item() == 0.0
+    assert mined_loss(student, student, **same).item() == 0.0
+
+
+def test_module_uses_the_map_given_at_construction_unless_forward_gets_one():
+    gen = torch.Generator().manual_seed(2)
+    student = torch.randn(1, 5, 6, generator=gen, dtype=torch.float64)
+    teacher = torch.randn(1, 4, 7, generator=gen, dtype=torch.float64)
+    sides = {
+        "student_input_ids": torch.tensor([[0, 3, 1, 2, 5]]),
+        "student_chunk_index": torch.tensor([[-1, 0, 1, 1, 2]]),
+        "teacher_chunk_index": torch.tensor([[-1, 0, 1, 2]]),
+    }
+    stored, other = torch.tensor([0, 6, 2, 2, 4, 1]), torch.tensor([6, 5, 4, 3, 2, 1])
+    module = MinEDLoss(temperature=1.3, student_to_teacher=stored)
+    want = mined_loss(student, teacher, **sides, student_to_teacher=stored, temperature=1.3)
+    torch.testing.assert_close(module(student, teacher, **sides), want)
+    given = mined_loss(student, teacher, **sides, student_to_teacher=other, temperature=1.3)
+    assert not torch.allclose(given, want)
+    torch.testing.assert_close(module(student, teacher, **sides, student_to_teacher=other), given)
+    assert "student_to_teacher" not in module.state_dict()  # built at set-up, not checkpointed
+    assert module.to(torch.float16).student_to_teacher.dtype == torch.long  # index map stays long
+    with pytest.raises(ValueError, match="needs a student_to_teacher vocabulary map"):
+        MinEDLoss()(student, teacher, **sides)
