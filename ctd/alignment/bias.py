@@ -1,11 +1,20 @@
 """Tokenization-bias statistics of a tokenizer pair, for mode="unbiased".
 
-For a token t of tokenizer X, `bias[t]` estimates P(X would not end a token where t ends |
-the text so far ends with t's bytes at a token start): the share of corpus occurrences of t's
-bytes at a token start that X merges with what follows, counted as occurrences of longer tokens
-whose bytes start with t's bytes, over those plus the occurrences of t itself. It is a per-token
-upper bound of tokenkit's pair bias (the mass of continuations only one side merges across),
-so thresholding it on both sides is conservative: it merges at least the chunks tokenkit merges.
+For a token t of tokenizer X, `bias[t] = M / (M + N)`: N is the number of corpus occurrences
+of t, M the number of occurrences of longer tokens whose bytes start with t's bytes. It
+estimates how often X, having started a token with t's bytes, runs on past t's end. Tokens
+never seen this way get 1.0 (biased), special tokens 0.0.
+
+Relation to tokenkit's pair bias (`scripts/compute_tokenizer_info.py`, arXiv 2503.20083): there,
+bias1[t_T, t_S] is the unigram probability mass of the teacher's cover tokens whose overhang
+(the text the cover runs past t_T's end) the student cannot produce. `bias[t]` bounds from
+above only the part of that sum whose cover token starts with t's whole bytes (tokenkit's covers
+with i = 0, without additive smoothing): those tokens are among the ones counted in M, and
+M + N is at most the corpus' token count. It does not count covers that start inside t (X
+segmenting t's bytes differently, e.g. "a" + "bc" for a token "ab" before "c"), so it is NOT an
+upper bound of tokenkit's pair bias, and thresholding it may keep a boundary that tokenkit's
+`alm_unbiased` would merge (tests/alignment/test_bias.py has a worked case). Its values are
+conditional shares, not unigram masses, so the two thresholds are not interchangeable either.
 """
 
 from __future__ import annotations

@@ -21,7 +21,10 @@ __all__ = ["main"]
 
 
 def _corpus_batches(paths: list[str], max_bytes: int, batch_size: int = 256) -> Iterator[list[str]]:
-    """Paragraphs of the corpus files, up to `max_bytes` in all, in batches."""
+    """Paragraphs of the corpus files, in batches, until `max_bytes` UTF-8 bytes are read.
+
+    The paragraph that reaches the limit is kept whole.
+    """
     batch: list[str] = []
     total = 0
     for path in paths:
@@ -29,7 +32,7 @@ def _corpus_batches(paths: list[str], max_bytes: int, batch_size: int = 256) -> 
             if not paragraph.strip():
                 continue
             batch.append(paragraph)
-            total += len(paragraph)
+            total += len(paragraph.encode("utf-8"))
             if len(batch) == batch_size:
                 yield batch
                 batch = []
@@ -53,9 +56,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--student", required=True, help="tokenizer folder or tokenizer.json")
     parser.add_argument("--corpus", required=True, nargs="+", help="plain-text files")
     parser.add_argument("--output", required=True, help="where to write the .npz")
-    parser.add_argument("--max-bytes", type=int, default=5_000_000)
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=5_000_000,
+        help="stop reading the corpus after this many UTF-8 bytes (whole paragraphs)",
+    )
     parser.add_argument("--threshold", type=float, default=0.1)
     args = parser.parse_args(argv)
+    if args.max_bytes <= 0:
+        parser.error(f"--max-bytes must be positive, got {args.max_bytes}")
+    for path in args.corpus:
+        if not Path(path).is_file():
+            parser.error(f"no such corpus file: {path}")
     batches = list(_corpus_batches(args.corpus, args.max_bytes))
     teacher, student = load_tokenizer(args.teacher), load_tokenizer(args.student)
     bias = TokenizationBias(
