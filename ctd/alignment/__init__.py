@@ -10,6 +10,7 @@ from ctd.alignment.encode import encode, encode_batch, template_special_ids
 from ctd.alignment.ragged import TokenizedBatch, TokenizedText
 from ctd.alignment.stats import alignment_statistics
 from ctd.alignment.token_bytes import TokenBytes, token_bytes
+from ctd.alignment.vocab_map import mined_vocab_map, nearest_by_edit_distance
 
 __all__ = [
     "MODES",
@@ -26,6 +27,8 @@ __all__ = [
     "alignment_statistics",
     "encode",
     "encode_batch",
+    "mined_vocab_map",
+    "nearest_by_edit_distance",
     "template_special_ids",
     "token_bias",
     "token_bytes",
