@@ -56,3 +56,33 @@ def test_wrong_type_is_an_error() -> None:
 def test_missing_yaml_is_a_file_not_found() -> None:
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         load_config(FitConfig, ["nope.yaml"])
+
+
+@pytest.mark.parametrize(
+    ("override", "allowed"),
+    [
+        ("mode=distil", "transfer, distill"),
+        ("loss_aggregation=sum", "gradmag_preserve_mag, weighted_sum"),
+        ("data.alignment_mode=word", "unconstrained, space, unbiased"),
+        ("data.on_unmappable=ignore", "raise, skip"),
+        ("student.dtype=fp32", "float32, bfloat16, float16"),
+    ],
+)
+def test_string_choices_are_checked_at_load_time(override: str, allowed: str) -> None:
+    with pytest.raises(ConfigError, match=f"not one of {allowed}"):
+        load_config(FitConfig, overrides=[override])
+
+
+def test_unbiased_mode_needs_its_bias_file_at_load_time() -> None:
+    with pytest.raises(ConfigError, match="tokenizer_bias"):
+        load_config(FitConfig, overrides=["data.alignment_mode=unbiased"])
+
+
+def test_the_task_key_is_read_without_a_schema(tmp_path: Path) -> None:
+    from ctd.config import read_task_name
+
+    yaml = tmp_path / "a.yaml"
+    yaml.write_text("task: drafter\n")
+    assert read_task_name() == "distill"
+    assert read_task_name([yaml]) == "drafter"
+    assert read_task_name([yaml], ["task=distill"]) == "distill"

@@ -205,3 +205,44 @@ def test_ctd_fit_command_line(tiny_models, tmp_path, capsys) -> None:
     assert (root / "config.yaml").read_text().count("name: sft") == 1
     assert cli.main(["fit", "--config", str(yaml), "trainer.max_stepz=1"]) == 2
     assert "max_steps" in capsys.readouterr().err
+
+
+def test_mined_trains_from_a_config_across_tokenizers(tiny_models, tmp_path) -> None:
+    config = _config(
+        tiny_models,
+        tmp_path,
+        "mode=distill",
+        f"student.name_or_path={tiny_models['student']}",
+        "losses=[{name: mined}]",
+        "trainer.fast_dev_run=2",
+    )
+    result = run_fit(config)
+    assert math.isfinite(result.metrics["train/mined"])
+    assert result.metrics["train/mined"] > 0
+
+
+def test_eos_as_space_is_a_config_option(tiny_models, tmp_path) -> None:
+    config = _config(
+        tiny_models,
+        tmp_path,
+        "student.tokenizer=bytes",
+        "losses=[{name: alm, kwargs: {eos_as_space: true, append_space: true}}]",
+        "trainer.fast_dev_run=1",
+    )
+    assert math.isfinite(run_fit(config).metrics["train/alm"])
+
+
+def test_an_sft_only_step_runs_no_teacher_forward(tiny_models, tmp_path) -> None:
+    from ctd.trainers.fit import prepare
+
+    config = _config(tiny_models, tmp_path, "student.tokenizer=bytes", "losses=[{name: sft}]")
+    prepared = prepare(config)
+    module = prepared.module
+    calls = []
+    module.teacher.base_model.register_forward_hook(lambda *_: calls.append(1))
+    prepared.datamodule.setup("fit")
+    batch = next(iter(prepared.datamodule.train_dataloader()))
+    module.training_step(batch, 0)
+    assert calls == []
+    module.validation_step(batch, 0)  # validation scores both sides
+    assert calls == [1]
