@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 from alignment_support import SHARED, load_fixture_tokenizer, trained_tokenizer
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 from ctd.alignment import (
     CrossTokenizerBatch,
@@ -78,13 +79,95 @@ def test_statistics() -> None:
     assert 0 < stats["align/teacher_tokens_in_chunks"] <= 1
 
 
-def test_modes_in_collator(tmp_path) -> None:
-    space = make(mode="space")(["Hello wonderful world"])
-    assert space.num_chunks.tolist()[0] <= make()(["Hello wonderful world"]).num_chunks.tolist()[0]
+def tiny_bpe(vocab: str, merges: list[tuple[str, str]]) -> Tokenizer:
+    """Byte-level BPE over "Ġabcd" (Ġ = space), the whole text one word (no regex split)."""
+    tokenizer = Tokenizer(models.BPE({piece: i for i, piece in enumerate(vocab.split())}, merges))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    return tokenizer
+
+
+# Teacher merges Ġ+a, then Ġa+b; student merges a+b, then ab+d. Worked by applying the merges
+# in rank order to the characters (Ġ = one space byte):
+#   " abc abd" (8 bytes)  teacher Ġab(0-3) c(3-4) Ġab(4-7) d(7-8)
+#                         student Ġ(0-1) ab(1-3) c(3-4) Ġ(4-5) abd(5-8)
+#     boundaries: teacher {0,3,4,7,8}, student {0,1,3,4,5,8}; common {0,3,4,8}
+#   "  ab" (4 bytes)      teacher Ġ(0-1) Ġab(1-4); student Ġ(0-1) Ġ(1-2) ab(2-4)
+#     boundaries: teacher {0,1,4}, student {0,1,2,4}; common {0,1,4}
+TEXTS = [" abc abd", "  ab"]
+TEACHER_IDS = {"Ġ": 0, "a": 1, "b": 2, "c": 3, "d": 4, "Ġa": 5, "Ġab": 6}
+
+
+def tiny_collator(mode: str, bias: TokenizationBias | None = None) -> CrossTokenizerCollator:
+    return CrossTokenizerCollator(
+        tiny_bpe("Ġ a b c d Ġa Ġab", [("Ġ", "a"), ("Ġa", "b")]),
+        tiny_bpe("Ġ a b c d ab abd", [("a", "b"), ("ab", "d")]),
+        max_teacher_length=16,
+        max_student_length=16,
+        mode=mode,
+        bias=bias,
+    )
+
+
+def chunks_of(batch: CrossTokenizerBatch, row: int) -> tuple[list[int], list[int], list[int]]:
+    num = int(batch.num_chunks[row])
+    teacher = batch.teacher_chunk_index[row][batch.teacher_attention_mask[row] == 1]
+    student = batch.student_chunk_index[row][batch.student_attention_mask[row] == 1]
+    return batch.chunk_num_bytes[row, :num].tolist(), teacher.tolist(), student.tolist()
+
+
+def test_tiny_tokenizers_segment_as_worked_out() -> None:
+    collator = tiny_collator("unconstrained")
+    assert collator.teacher_tokenizer.encode(TEXTS[0]).tokens == ["Ġab", "c", "Ġab", "d"]
+    assert collator.student_tokenizer.encode(TEXTS[0]).tokens == ["Ġ", "ab", "c", "Ġ", "abd"]
+    assert collator.teacher_tokenizer.encode(TEXTS[1]).tokens == ["Ġ", "Ġab"]
+    assert collator.student_tokenizer.encode(TEXTS[1]).tokens == ["Ġ", "Ġ", "ab"]
+
+
+def test_unconstrained_chunks_by_hand() -> None:
+    batch = tiny_collator("unconstrained")(TEXTS)
+    # every common boundary: " ab" | "c" | " abd"
+    assert chunks_of(batch, 0) == ([3, 1, 4], [0, 1, 2, 2], [0, 0, 1, 2, 2])
+    # " " | " ab" (student: Ġ | Ġ ab)
+    assert chunks_of(batch, 1) == ([1, 3], [0, 1], [0, 1, 1])
+
+
+def test_space_chunks_by_hand() -> None:
+    batch = tiny_collator("space")(TEXTS)
+    # boundary 3: the next tokens are "c" on both sides (no space): merged; boundary 4: the
+    # next tokens "Ġab" / "Ġ" start with a space: kept -> " abc" | " abd"
+    assert chunks_of(batch, 0) == ([4, 4], [0, 0, 1, 1], [0, 0, 0, 1, 1])
+    # boundary 1: next "Ġab" / "Ġ": kept
+    assert chunks_of(batch, 1) == ([1, 3], [0, 1], [0, 1, 1])
+
+
+def test_unbiased_chunks_by_hand(tmp_path) -> None:
+    # only the teacher's "c", "Ġ" and "d" are biased (0.5 > 0.1), everything else 0; "d" ends
+    # row 0, and the end of a row always ends a chunk
+    teacher_bias = np.zeros(7)
+    teacher_bias[[TEACHER_IDS["c"], TEACHER_IDS["Ġ"], TEACHER_IDS["d"]]] = 0.5
+    bias = TokenizationBias(teacher_bias, np.zeros(7), threshold=0.1)
+    path = tmp_path / "bias.npz"
+    bias.save(path)
+    batch = tiny_collator("unbiased", bias)(TEXTS)
+    # boundary 3 ends teacher "Ġab" / student "ab" (both 0): kept; boundary 4 ends teacher
+    # "c" (0.5): merged -> " ab" | "c abd"
+    assert chunks_of(batch, 0) == ([3, 5], [0, 1, 1, 1], [0, 0, 1, 1, 1])
+    # boundary 1 ends teacher "Ġ" (0.5): merged -> one chunk "  ab"
+    assert chunks_of(batch, 1) == ([4], [0, 0], [0, 0, 0])
+    from_file = tiny_collator("unbiased", str(path))(TEXTS)  # type: ignore[arg-type]
+    assert torch.equal(from_file.chunk_num_bytes, batch.chunk_num_bytes)
+    # a threshold at 0.5 keeps every boundary: the unconstrained chunks
+    loose = tiny_collator("unbiased", TokenizationBias(teacher_bias, np.zeros(7), 0.5))(TEXTS)
+    assert chunks_of(loose, 0) == ([3, 1, 4], [0, 1, 2, 2], [0, 0, 1, 2, 2])
+
+
+def test_unbiased_mode_needs_bias_and_every_biased_boundary_merges(tmp_path) -> None:
     path = tmp_path / "bias.npz"
     TokenizationBias(np.ones(50257), np.ones(32768), 0.1).save(path)
     merged = make(mode="unbiased", bias=str(path))(["Hello wonderful world"])
     assert merged.num_chunks.tolist() == [1]  # every boundary biased: one chunk (no BOS pair)
+    assert merged.chunk_num_bytes[0].tolist() == [len("Hello wonderful world")]
     with pytest.raises(ValueError, match="bias"):
         make(mode="unbiased")
 
