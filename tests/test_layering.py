@@ -1,8 +1,10 @@
-"""Layering: the alignment and loss layers import without Lightning; `import ctd` is light."""
+"""Layering: the alignment and loss layers import without Lightning; `import ctd` is light.
+
+How long `import ctd` takes is a benchmark (tests/benchmarks/test_import_bench.py), not a test.
+"""
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -23,19 +25,33 @@ def test_lower_layers_import_without_lightning(module: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_import_ctd_is_light_and_fast() -> None:
+HEAVY = ("torch", "transformers", "lightning", "pytorch_lightning")
+
+
+def test_import_ctd_pulls_in_only_the_standard_library() -> None:
+    """`import ctd` adds ctd itself and standard-library modules to sys.modules, nothing else."""
     code = (
-        "import sys, time\n"
-        "t = time.perf_counter()\n"
+        "import sys\n"
+        "before = set(sys.modules)\n"
         "import ctd\n"
-        "elapsed = time.perf_counter() - t\n"
-        "heavy = [m for m in ('lightning', 'transformers', 'torch') if m in sys.modules]\n"
-        "print(elapsed, ','.join(heavy))\n"
+        "added = set(sys.modules) - before\n"
+        "top = {m.split('.')[0] for m in added}\n"
+        "print(','.join(sorted(top - {'ctd'} - set(sys.stdlib_module_names))))\n"
+        "print(','.join(sorted(top & set(sys.argv[1:]))))\n"
     )
-    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", code, *HEAVY], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    foreign, heavy = result.stdout.split("\n")[:2]  # top-level package names
+    assert heavy == "", f"import ctd pulled in {heavy}"
+    assert foreign == "", f"import ctd pulled in non-stdlib modules {foreign}"
+
+
+def test_import_ctd_works_with_heavy_packages_blocked() -> None:
+    """`import ctd` succeeds with torch, transformers and Lightning made unimportable."""
+    blocked = "".join(f"sys.modules[{name!r}] = None\n" for name in HEAVY)
+    code = f"import sys\n{blocked}import ctd\nprint(ctd.__version__)\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    elapsed_text, heavy = result.stdout.split()[0], result.stdout.split()[1:]
-    assert heavy == [], f"import ctd pulled in {heavy}"
-    assert float(elapsed_text) < 1.5
-    assert time.perf_counter() - start < 30
+    assert result.stdout.strip()

