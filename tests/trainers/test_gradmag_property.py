@@ -77,3 +77,8 @@ def test_a_loss_without_last_block_gradient_gets_no_weight():
     assert weight_embedding.item() == 0.0  # not tokenkit's 1 / eps, which would swamp the SFT loss
     torch.testing.assert_close(weight_sft, torch.ones_like(weight_sft), rtol=1e-6, atol=0)
     torch.testing.assert_close(total.detach(), losses[0].detach().to(total.dtype))
+    detached = torch.tensor(1e3, dtype=torch.float64)  # no graph at all: weight 0 as well
+    with_detached = approx_gradmag_preserve_mag([losses[0], detached], last)
+    torch.testing.assert_close(with_detached.detach(), losses[0].detach().to(total.dtype))
+    only_detached = approx_gradmag_preserve_mag([detached, 2 * detached], last)
+    assert only_detached.item() == 3e3  # no loss has a gradient: the plain sum
