@@ -1,9 +1,10 @@
 """Tokenization-bias statistics of a tokenizer pair, for mode="unbiased".
 
 For a token t of tokenizer X, `bias[t] = M / (M + N)`: N is the number of corpus occurrences
-of t, M the number of occurrences of longer tokens whose bytes start with t's bytes. It
-estimates how often X, having started a token with t's bytes, runs on past t's end. Tokens
-never seen this way get 1.0 (biased), special tokens 0.0.
+of t, M the number of occurrences of longer tokens whose bytes start with t's bytes (ids with
+equal bytes, such as "a" and its byte-fallback "<0x61>", share M). It estimates
+how often X, having started a token with t's bytes, runs on past t's end. Tokens never seen
+this way get 1.0 (biased), special tokens 0.0.
 
 Relation to tokenkit's pair bias (`scripts/compute_tokenizer_info.py`, arXiv 2503.20083): there,
 bias1[t_T, t_S] is the unigram probability mass of the teacher's cover tokens whose overhang
@@ -87,14 +88,21 @@ def token_bias(table: TokenBytes, id_batches: Iterable[npt.NDArray[np.int64]]) -
     counts = np.zeros(table.vocab_size, dtype=np.float64)
     for ids in id_batches:
         counts += np.bincount(ids, minlength=table.vocab_size)[: table.vocab_size]
-    index_of = {piece: index for index, piece in enumerate(table.bytes_of) if piece}
+    ids_of: dict[bytes, list[int]] = {}  # several ids may stand for one piece ("a", "<0x61>")
+    for token_id, piece in enumerate(table.bytes_of):
+        if piece:
+            ids_of.setdefault(piece, []).append(token_id)
+    first_id = {piece: same[0] for piece, same in ids_of.items()}
     merged = np.zeros(table.vocab_size, dtype=np.float64)
     for index in np.flatnonzero(counts):
         piece = table.bytes_of[index]
         for cut in range(1, len(piece)):
-            prefix = index_of.get(piece[:cut])
+            prefix = first_id.get(piece[:cut])
             if prefix is not None:
                 merged[prefix] += counts[index]
+    for same_bytes in ids_of.values():
+        if len(same_bytes) > 1:
+            merged[same_bytes[1:]] = merged[same_bytes[0]]
     bias = merged / np.maximum(merged + counts, 1.0)
     bias[(merged + counts) == 0] = 1.0  # never seen: assume biased
     bias[table.is_special] = 0.0

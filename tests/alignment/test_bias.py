@@ -12,6 +12,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from alignment_support import TRAIN_TEXT, trained_tokenizer
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 from ctd.alignment import TokenizationBias, align, encode, encode_batch, token_bias, token_bytes
@@ -257,3 +258,15 @@ def test_cli_user_errors_exit_2(tmp_path, capsys, extra: list[str], message: str
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_ids_sharing_bytes_each_get_their_longer_tokens() -> None:
+    """A byte-fallback piece ("<0x61>") and the regular piece ("a") stand for the same bytes:
+    the regular one must still count the longer tokens that start with it."""
+    tokenizer = trained_tokenizer("spm_bpe")  # byte-fallback pieces have the highest ids
+    corpus = TRAIN_TEXT[:5]
+    values = bias_of(tokenizer, corpus)
+    expected = ctd_bias_by_enumeration(tokenizer, corpus)
+    regular = [p for p in expected if not p.startswith("<")]
+    assert {p: values[p] for p in regular} == pytest.approx({p: expected[p] for p in regular})
+    assert values["t"] > 0.0  # "the", "th", ... start with "t"
