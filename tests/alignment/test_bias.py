@@ -270,3 +270,16 @@ def test_ids_sharing_bytes_each_get_their_longer_tokens() -> None:
     regular = [p for p in expected if not p.startswith("<")]
     assert {p: values[p] for p in regular} == pytest.approx({p: expected[p] for p in regular})
     assert values["t"] > 0.0  # "the", "th", ... start with "t"
+
+
+def test_ids_sharing_bytes_byte_fallback_first() -> None:
+    # "<0x61>" (id 0) and "a" (id 2) are both b"a". Corpus tokens: ab | a | ab -> a: 1, ab: 2.
+    # a: 2 / (2 + 1); "<0x61>": never emitted but shares the 2 -> 2 / 2; b, "<0x62>": nothing
+    # starts with them but they were never emitted either -> 1; ab: 0
+    vocab = {"<0x61>": 0, "<0x62>": 1, "a": 2, "b": 3, "ab": 4}
+    tokenizer = Tokenizer(models.BPE(vocab, [("a", "b")], byte_fallback=True))
+    tokenizer.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
+    ids = encode_batch(tokenizer, ["ab", "a", "ab"], add_special_tokens=False).input_ids
+    assert ids.tolist() == [4, 2, 4]
+    values = token_bias(token_bytes(tokenizer), [ids])
+    assert values.tolist() == pytest.approx([1.0, 1.0, 2 / 3, 1.0, 0.0])
