@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ctd.losses._checks import check_index_range, check_ndim, check_same_batch
+from ctd.losses._reduce import compute_dtype
 from ctd.losses.chunks import chunk_last_token, gather_chunk_ends, infer_num_chunks
 
 LATENT_DISTANCES = ("l2", "l2_channelwise", "l1", "l1_channelwise")
@@ -95,7 +96,10 @@ def alm_latents_loss(
                 f"hidden widths differ: teacher_hidden_states {tuple(teacher.shape)}, "
                 f"student_hidden_states {tuple(student.shape)}; pass a projection"
             )
-        total = total + _layer_distance(teacher_ends, student_ends, valid, distance)
+        dtype = compute_dtype(student_ends)  # half precision is reduced in float32
+        total = total + _layer_distance(
+            teacher_ends.to(dtype), student_ends.to(dtype), valid, distance
+        )
     return total / len(layer_map)
 
 

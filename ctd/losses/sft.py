@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ctd.losses._checks import check_ndim, check_no_nan
-from ctd.losses._reduce import masked_mean, scored_token_mask
+from ctd.losses._reduce import compute_dtype, masked_mean, scored_token_mask
 
 
 def sft_loss(logprobs: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -19,7 +19,8 @@ def sft_loss(logprobs: Tensor, mask: Tensor | None = None) -> Tensor:
     """
     check_ndim("logprobs", logprobs, 2)
     check_no_nan("logprobs", logprobs)
-    return masked_mean(-logprobs, scored_token_mask(logprobs, mask))
+    values = -logprobs.to(compute_dtype(logprobs))  # half precision is summed in float32
+    return masked_mean(values, scored_token_mask(logprobs, mask))
 
 
 class SFTLoss(nn.Module):
