@@ -7,8 +7,10 @@ than the contexts.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -174,6 +176,23 @@ def build_trainer(
         )
         arguments["callbacks"] = [checkpoint, *callbacks]
     return L.Trainer(**arguments)
+
+
+def check_trainer_settings(settings: TrainerConfig) -> None:
+    """Let Lightning reject a bad precision, accelerator, strategy or device count now, quietly.
+
+    Raises:
+        ValueError / MisconfigurationException: Lightning's own message.
+    """
+    names = ("lightning.pytorch", "lightning.fabric")
+    levels = {name: logging.getLogger(name).level for name in names}
+    try:
+        for name in names:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        build_trainer(dataclasses.replace(settings, enable_progress_bar=False), logger=False)
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def _loggers(root: Path) -> list[Any]:

@@ -6,9 +6,10 @@ import argparse
 import sys
 import traceback
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf.errors import OmegaConfBaseException
 
-USER_ERRORS = (ValueError, OSError, OmegaConfBaseException)
+USER_ERRORS = (ValueError, OSError, OmegaConfBaseException, MisconfigurationException)
 """What bad input raises at load and set-up time (reported in one line, exit code 2)."""
 
 

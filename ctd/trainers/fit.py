@@ -15,7 +15,7 @@ from typing import Any
 import lightning as L
 
 from ctd.config import RunConfig, load_config, read_task_name, to_yaml
-from ctd.trainers.builders import build_trainer
+from ctd.trainers.builders import build_trainer, check_trainer_settings
 from ctd.trainers.registry import get_task
 from ctd.trainers.task import PreparedRun
 
@@ -56,8 +56,9 @@ def prepare(config: RunConfig) -> PreparedRun:
     task = get_task(config.task)
     if not isinstance(config, task.schema):
         raise TypeError(f"task {config.task!r} takes a {task.schema.__name__}")
-    L.seed_everything(config.seed, workers=True)
+    L.seed_everything(config.seed, workers=True, verbose=False)
     task.check(config)  # fail on a bad loss before loading any model
+    check_trainer_settings(config.trainer)
     return task.setup(config)
 
 

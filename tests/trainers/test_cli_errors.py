@@ -38,6 +38,8 @@ def _base(tiny: dict[str, Path], tmp_path: Path) -> list[str]:
         ("trainer.max_step=3", "Did you mean"),
         ("teacher.name_or_path=/nowhere/model", "/nowhere/model"),
         ("mode=distill", "mode=distill needs student.name_or_path"),
+        ("trainer.precision=bf17", "Precision 'bf17' is invalid"),
+        ("trainer.accelerator=gpu", "No supported gpu backend found"),
     ],
 )
 def test_user_errors_print_one_line_and_exit_2(
