@@ -85,10 +85,7 @@ def normalized_byte_spans(
             content = token_table.bytes_of[int(input_ids[special])].decode("utf-8", "replace")
             found = text.find(content, char_pos)
             if found < 0:
-                raise ValueError(
-                    f"token {content!r} (special or unknown) does not occur in the text "
-                    f"{text[:40]!r}: no exact byte span exists"
-                )
+                raise _absent_token(token_table.bytes_of[int(input_ids[special])], text)
         else:
             content, found = "", len(text)
         piece = text[char_pos:found]
@@ -108,6 +105,14 @@ def normalized_byte_spans(
     return byte_starts, byte_ends
 
 
+def _absent_token(token: bytes, text: str) -> ValueError:
+    content = token.decode("utf-8", "replace")
+    return ValueError(
+        f"token {content!r} (special or unknown) does not occur in the text "
+        f"{text[:40]!r}: no exact byte span exists"
+    )
+
+
 def _piece_spans(
     text: str,
     input_ids: Int64Array,
@@ -116,6 +121,8 @@ def _piece_spans(
     has_prepend: bool,
 ) -> tuple[Int64Array, Int64Array]:
     """Byte spans of `input_ids` (no specials) in one piece of text. Shapes: (T,) -> 2 x (T,)."""
+    if token_table.unk_id >= 0 and bool(np.any(input_ids == token_table.unk_id)):
+        raise _absent_token(token_table.bytes_of[token_table.unk_id], text)
     stream = b"".join(token_table.bytes_of[int(index)] for index in input_ids)
     segments = _segments(text)
     originals = [segment.encode("utf-8") for segment in segments]

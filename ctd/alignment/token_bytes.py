@@ -230,7 +230,8 @@ def _length_proves_exact(parsed: dict[str, Any], prepends: bool) -> bool:
 
 
 def _unk_id(parsed: dict[str, Any]) -> int:
-    unk = parsed["model"].get("unk_token")
+    model = parsed["model"]
+    unk = model["unk_id"] if model.get("type") == "Unigram" else model.get("unk_token")
     vocab = parsed["model"].get("vocab", {})
     if isinstance(unk, int):  # Unigram: unk_id
         return unk

@@ -198,11 +198,6 @@ def test_unmappable_text_names_the_reason(tokenizer: Tokenizer, text: str, reaso
         encode(tokenizer, [text])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Unigram <unk> that is not an added token: the message blames NFKC, not the unknown "
-    "token (TokenBytes.unk_id reads model.unk_token, Unigram stores model.unk_id)",
-)
 def test_unknown_unigram_piece_is_named() -> None:
     with pytest.raises(ValueError, match="unknown"):
         encode(hand_unigram(), ["ℵ hello"])
