@@ -1,35 +1,139 @@
-"""Print the results/transfer.md table from the runs' metrics.json files."""
+"""The tables of results/transfer.md, generated from the committed run outputs.
 
+    summarize_transfer.py collect runs/transfer results/transfer  # copy a run set's small outputs
+    summarize_transfer.py write                # regenerate every table in results/transfer.md
+    summarize_transfer.py write --check        # exit 1 if results/transfer.md is not up to date
+    summarize_transfer.py table results/transfer   # print one table
+
+`collect` copies, per run, `metrics.json`, `config.yaml`, the CSV log (`metrics.csv`), the
+console output (`run.log`) and `wall_seconds` (written by `run_transfer.sh`), never checkpoints
+or exports. `write` replaces
+the lines between each `<!-- table: DIR -->` and `<!-- end table -->` marker pair of the
+markdown file with the table of DIR (relative to the repository root), so rerunning it
+reproduces the file byte for byte.
+"""
+
+import argparse
 import json
+import re
+import shutil
 import sys
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+TARGETS = ("bytes", "qwen2")
 METHODS = {"sft": "SFT only", "alm": "ALM", "alm_sft": "ALM + SFT", "uld_sft": "ULD + SFT"}
+RUN_FILES = ("metrics.json", "config.yaml", "wall_seconds")
+HEADER = (
+    "| target | method | teacher BPB | student BPB before | student BPB after | after / teacher "
+    "| chunk \\|diff\\| bits/byte | chunks within 1 bit | wall min |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)
+# (column, metrics.json key, best = min or max): the best value per target is set in bold.
+SCORED = (
+    ("after", "val/student_bpb", min),
+    ("abs_diff", "val/abs_diff_bits_per_byte", min),
+    ("within", "val/within_one_bit", max),
+)
+MARKER = re.compile(r"<!-- table: (?P<dir>\S+) -->\n.*?<!-- end table -->", re.DOTALL)
 
 
-def main(root: Path) -> None:
-    """Print one markdown row per (target, method) run under `root`."""
-    print(
-        "| target | method | teacher BPB | student BPB before | student BPB after "
-        "| after / teacher |"
-    )
-    print("|---|---|---|---|---|---|")
-    for target in ("bytes", "qwen2"):
-        for method, label in METHODS.items():
-            path = root / target / method / "metrics.json"
-            if not path.is_file():
-                print(f"| {target} | {label} | (not run) | | | |")
+def collect(runs: Path, dest: Path) -> None:
+    """Copy the small outputs of every finished run under `runs` to `dest/<target>/<method>/`."""
+    for target in TARGETS:
+        for method in METHODS:
+            run = runs / target / method
+            if not (run / "metrics.json").is_file():
                 continue
-            metrics = json.loads(path.read_text())
-            first = json.loads((root / target / "sft" / "metrics.json").read_text())
+            out = dest / target / method
+            out.mkdir(parents=True, exist_ok=True)
+            for name in RUN_FILES:
+                if (run / name).is_file():
+                    shutil.copyfile(run / name, out / name)
+            log = run.with_name(f"{method}.log")  # what `ctd fit` printed
+            if log.is_file():
+                shutil.copyfile(log, out / "run.log")
+            csv = sorted(run.glob("csv/version_*/metrics.csv"))
+            if csv:
+                shutil.copyfile(csv[-1], out / "metrics.csv")
+
+
+def _load(path: Path) -> dict[str, float] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _bold(text: str, bold: bool) -> str:
+    return f"**{text}**" if bold else text
+
+
+def table(root: Path) -> str:
+    """The markdown table of the run set under `root` (one row per target and method)."""
+    rows = [HEADER]
+    for target in TARGETS:
+        runs = {m: _load(root / target / m / "metrics.json") for m in METHODS}
+        done = {m: v for m, v in runs.items() if v is not None}
+        # The untrained student is the same for every method; the SFT run validates it.
+        initial = done.get("sft", {}).get("initial/val/student_bpb")
+        best = {col: pick(v[key] for v in done.values()) for col, key, pick in SCORED if done}
+        for method, label in METHODS.items():
+            metrics = runs[method]
+            if metrics is None:
+                rows.append(f"| {target} | {label} | not run |{' - |' * 6}")
+                continue
+            value = {col: metrics[key] for col, key, _ in SCORED}
+            cell = {
+                col: _bold(f"{v:.3f}", v == best[col] and len(done) > 1) for col, v in value.items()
+            }
             teacher = metrics["val/teacher_bpb"]
-            before = first["initial/val/student_bpb"]
-            after = metrics["val/student_bpb"]
-            print(
-                f"| {target} | {label} | {teacher:.3f} | {before:.3f} | {after:.3f} "
-                f"| {after / teacher:.3f} |"
+            wall = root / target / method / "wall_seconds"
+            minutes = f"{int(wall.read_text()) / 60:.1f}" if wall.is_file() else "-"
+            before = f"{initial:.3f}" if initial is not None else "-"
+            rows.append(
+                f"| {target} | {label} | {teacher:.3f} | {before} | {cell['after']} "
+                f"| {value['after'] / teacher:.3f} | {cell['abs_diff']} | {cell['within']} "
+                f"| {minutes} |"
             )
+    return "\n".join(rows)
+
+
+def render(markdown: str) -> str:
+    """`markdown` with every marked table regenerated from the directory its marker names."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match["dir"]
+        return f"<!-- table: {name} -->\n{table(REPO / name)}\n<!-- end table -->"
+
+    return MARKER.sub(replace, markdown)
+
+
+def main(argv: list[str]) -> int:
+    """Command line: see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("collect", help="copy a run set's small outputs into results/")
+    p.add_argument("runs", type=Path)
+    p.add_argument("dest", type=Path)
+    p = commands.add_parser("write", help="regenerate the tables of a markdown file")
+    p.add_argument("markdown", type=Path, nargs="?", default=REPO / "results" / "transfer.md")
+    p.add_argument("--check", action="store_true", help="only check that it is up to date")
+    p = commands.add_parser("table", help="print the table of one run set")
+    p.add_argument("root", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "collect":
+        collect(args.runs, args.dest)
+    elif args.command == "table":
+        print(table(args.root))
+    else:
+        old = args.markdown.read_text()
+        new = render(old)
+        if args.check:
+            if new != old:
+                print(f"{args.markdown} is out of date: run {Path(__file__).name} write")
+                return 1
+        elif new != old:
+            args.markdown.write_text(new)
+    return 0
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/transfer"))
+    sys.exit(main(sys.argv[1:]))
