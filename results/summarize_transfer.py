@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """The tables of results/transfer.md, generated from the committed run outputs.
 
     summarize_transfer.py collect runs/transfer results/transfer  # copy a run set's small outputs
@@ -35,7 +36,9 @@ SCORED = (
     ("abs_diff", "val/abs_diff_bits_per_byte", min),
     ("within", "val/within_one_bit", max),
 )
-MARKER = re.compile(r"<!-- table: (?P<dir>\S+) -->\n.*?<!-- end table -->", re.DOTALL)
+MARKER = re.compile(
+    r"^<!-- table: (?P<dir>\S+) -->\n.*?^<!-- end table -->$", re.DOTALL | re.MULTILINE
+)
 
 
 def collect(runs: Path, dest: Path) -> None:
