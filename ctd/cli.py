@@ -18,6 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ctd.alignment.bias_cli",
         "compute tokenization-bias statistics of a tokenizer pair (for mode=unbiased)",
     ),
+    "transplant": (
+        "ctd.models.transplant_cli",
+        "give a model a donor's tokenizer by OMP over shared tokens, without training",
+    ),
     "fit": ("ctd.trainers.cli", "train from a YAML config plus key=value overrides"),
     "demo": ("ctd.demo", "the main job: move SmolLM2-135M to bytes with ALM, offline"),
 }

@@ -28,6 +28,7 @@ ON_UNMAPPABLE = ("raise", "skip")
 DISTILL_MODES = ("transfer", "distill")
 LOSS_AGGREGATIONS = ("gradmag_preserve_mag", "weighted_sum")
 DEFAULT_TASK = "distill"
+STUDENT_INITS = ("fvt", "omp", "mean", "random")
 
 
 class ConfigError(ValueError):
@@ -58,9 +59,17 @@ class ModelConfig:
     """`float32`, `bfloat16` or `float16`."""
     trust_remote_code: bool = False
     revision: str | None = None
+    init: str = "fvt"
+    """How a `mode=transfer` student's new embeddings start: `fvt`, `omp` (from `donor`),
+    `mean` or `random` (`ctd.models.transplant`); tokens with identical bytes are copied."""
+    donor: str | None = None
+    """For `init=omp`: a model folder that uses the new tokenizer (`ctd transplant --donor`)."""
 
     def __post_init__(self) -> None:
         check_choice("dtype", self.dtype, DTYPES)
+        check_choice("init", self.init, STUDENT_INITS)
+        if self.init == "omp" and not self.donor:
+            raise ConfigError("init=omp needs donor (a model folder that uses the new tokenizer)")
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -156,6 +157,35 @@ def _output_is_tied(model: PreTrainedModel) -> bool:
     return output is None or output.weight is input_embedding_weight(model)
 
 
+EmbeddingSide = Literal["input", "output", "bias"]
+
+
+def replace_embeddings(
+    model: PreTrainedModel,
+    num_rows: int,
+    build: Callable[[torch.Tensor, EmbeddingSide], torch.Tensor],
+) -> None:
+    """Resize a model's embeddings to `num_rows` rows made by `build(old_rows, side)`.
+
+    `build` gets the old input matrix (V_old, d), then, for an untied head, the old output
+    matrix, then an output bias as (V_old, 1); it returns the new rows (num_rows, ...). Tied
+    embeddings stay tied (built once, from the input matrix).
+    """
+    tied = _output_is_tied(model)
+    old_input = input_embedding_weight(model).detach().clone()
+    output = _output_layer(model)
+    old_output = None if tied or output is None else output.weight.detach().clone()
+    old_bias = None if output is None or output.bias is None else output.bias.detach().clone()
+    model.resize_token_embeddings(num_rows, mean_resizing=False)
+    with torch.no_grad():
+        input_embedding_weight(model).copy_(build(old_input, "input"))
+        new_output = _output_layer(model)
+        if old_output is not None and new_output is not None:
+            new_output.weight.copy_(build(old_output, "output"))
+        if old_bias is not None and new_output is not None and new_output.bias is not None:
+            new_output.bias.copy_(build(old_bias.unsqueeze(1), "bias").squeeze(1))
+
+
 def fvt_init_embeddings(
     model: PreTrainedModel,
     old_tokenizer: PreTrainedTokenizerFast,
@@ -183,23 +213,12 @@ def fvt_init_embeddings(
     check_model_tokenizer_match(model, old_tokenizer)
     mapping = mapping if mapping is not None else fvt_mapping(old_tokenizer, new_tokenizer)
     generator = torch.Generator().manual_seed(seed)
-    tied = _output_is_tied(model)
-    old_input = input_embedding_weight(model).detach().clone()
-    output = _output_layer(model)
-    old_output = None if tied or output is None else output.weight.detach().clone()
-    old_bias = None if output is None or output.bias is None else output.bias.detach().clone()
-    model.resize_token_embeddings(len(mapping.sources), mean_resizing=False)
-    with torch.no_grad():
-        input_embedding_weight(model).copy_(
-            fvt_embedding_matrix(old_input, mapping, generator=generator)
-        )
-        new_output = _output_layer(model)
-        if old_output is not None and new_output is not None:
-            new_output.weight.copy_(fvt_embedding_matrix(old_output, mapping, generator=generator))
-        if old_bias is not None and new_output is not None and new_output.bias is not None:
-            bias = fvt_embedding_matrix(old_bias.unsqueeze(1), mapping, generator=generator)
-            new_output.bias.copy_(bias.squeeze(1))
-    _update_special_ids(model, old_tokenizer, new_tokenizer)
+    replace_embeddings(
+        model,
+        len(mapping.sources),
+        lambda old, side: fvt_embedding_matrix(old, mapping, generator=generator),
+    )
+    update_special_ids(model, old_tokenizer, new_tokenizer)
     logger.info("FVT: %s of %d new tokens", mapping.counts, len(mapping.sources))
     return model
 
@@ -221,7 +240,7 @@ def _remap_id(
     return None if new_id is None else int(new_id)
 
 
-def _update_special_ids(
+def update_special_ids(
     model: PreTrainedModel,
     old_tokenizer: PreTrainedTokenizerFast,
     new_tokenizer: PreTrainedTokenizerFast,

@@ -181,7 +181,7 @@ class LoadedModels:
 
 def load_models(config: DistillConfig) -> LoadedModels:
     """Teacher from `config.teacher`; student by copy + new tokenizer, or from its own config."""
-    from ctd.models import fvt_init_embeddings, fvt_mapping, load_tokenizer, to_byte_level
+    from ctd.models import load_tokenizer, to_byte_level
 
     teacher, teacher_tokenizer = load_model(config.teacher)
     if config.mode == "distill":
@@ -197,10 +197,46 @@ def load_models(config: DistillConfig) -> LoadedModels:
         )
     else:
         raise ValueError("mode=transfer needs student.tokenizer (`bytes` or a tokenizer path)")
-    mapping = fvt_mapping(teacher_tokenizer, student_tokenizer)
-    fvt_init_embeddings(student, teacher_tokenizer, student_tokenizer, mapping=mapping)
-    report = {str(method): count for method, count in mapping.counts.items()}
+    report = init_student_embeddings(config, teacher_tokenizer, student, student_tokenizer)
     return LoadedModels(teacher, teacher_tokenizer, student, student_tokenizer, report)
+
+
+def init_student_embeddings(
+    config: DistillConfig, teacher_tokenizer: Any, student: Any, student_tokenizer: Any
+) -> dict[str, int]:
+    """Resize the copied student for its tokenizer by `config.student.init`; the counts."""
+    from ctd.models import fvt_init_embeddings, fvt_mapping, load_causal_lm, load_tokenizer
+    from ctd.models.loading import input_embedding_weight
+    from ctd.models.transplant import (
+        baseline_init_embeddings,
+        omp_init_embeddings,
+        transplant_plan,
+    )
+
+    init = config.student.init
+    if init == "fvt":
+        mapping = fvt_mapping(teacher_tokenizer, student_tokenizer)
+        fvt_init_embeddings(student, teacher_tokenizer, student_tokenizer, mapping=mapping)
+        return {str(method): count for method, count in mapping.counts.items()}
+    if init != "omp":
+        plan = transplant_plan(teacher_tokenizer, student_tokenizer)
+        baseline_init_embeddings(
+            student, teacher_tokenizer, student_tokenizer, init, seed=config.seed, plan=plan
+        )
+        return plan.counts
+    assert config.student.donor is not None  # checked when the config loads
+    donor = load_causal_lm(config.student.donor, dtype=getattr(torch, config.student.dtype))
+    if load_tokenizer(config.student.donor).get_vocab() != student_tokenizer.get_vocab():
+        raise ValueError(
+            f"student.donor {config.student.donor} does not use student.tokenizer "
+            f"{config.student.tokenizer}"
+        )
+    rows = int(input_embedding_weight(donor).shape[0])
+    plan = transplant_plan(teacher_tokenizer, student_tokenizer, num_rows=rows)
+    omp_init_embeddings(
+        student, donor, teacher_tokenizer, student_tokenizer, plan=plan, progress=False
+    )
+    return plan.counts
 
 
 def loss_setup_values(config: DistillConfig, models: LoadedModels) -> dict[str, Any]:
