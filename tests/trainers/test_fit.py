@@ -246,3 +246,37 @@ def test_an_sft_only_step_runs_no_teacher_forward(tiny_models, tmp_path) -> None
     assert calls == []
     module.validation_step(batch, 0)  # validation scores both sides
     assert calls == [1]
+
+
+def test_student_init_mean_starts_new_tokens_at_the_mean_embedding(tiny_models, tmp_path) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from ctd.trainers.transfer import load_models
+
+    # a BPE with merges the teacher's never learnt ("zzyzx", "qwq")
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=280,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(["zzyzx qwq zzyzx qwqwq " * 30], trainer=trainer)
+    folder = tmp_path / "odd_tokenizer"
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>").save_pretrained(
+        folder
+    )
+    config = _config(tiny_models, tmp_path, f"student.tokenizer={folder}", "student.init=mean")
+    models = load_models(config)
+    weight = models.student.get_input_embeddings().weight.detach()  # (V_student, d)
+    teacher_weight = models.teacher.get_input_embeddings().weight.detach()  # (V_teacher, d)
+    mean = teacher_weight.mean(0)
+    is_mean = torch.isclose(weight, mean, atol=1e-6).all(-1)
+    is_copy = (weight[:, None] == teacher_weight[None]).all(-1).any(-1)  # bit for bit
+    # every row is an exact copy of a teacher row with the same bytes, or the mean
+    assert bool((is_mean | is_copy).all())
+    assert int(is_mean.sum()) > 0
+    assert int(is_copy.sum()) > 200  # the single bytes and shared merges
