@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -22,3 +23,17 @@ def tiny_llama(vocab_size: int, *, tied: bool, seed: int = 0) -> LlamaForCausalL
         pad_token_id=0,
     )
     return LlamaForCausalLM(config).eval()
+
+
+def numpy_omp(target: np.ndarray, atoms: np.ndarray, k: int) -> tuple[list[int], np.ndarray]:
+    """Textbook OMP for one target: pick by |<unit atom, residual>|, refit by lstsq."""
+    unit = atoms / np.linalg.norm(atoms, axis=1, keepdims=True)
+    residual, support = target.copy(), []
+    coefficients = np.zeros(0)
+    for _ in range(k):
+        scores = np.abs(unit @ residual)
+        scores[support] = -1.0
+        support.append(int(scores.argmax()))
+        coefficients = np.linalg.lstsq(atoms[support].T, target, rcond=None)[0]
+        residual = target - atoms[support].T @ coefficients
+    return support, coefficients

@@ -5,22 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from model_support import numpy_omp
 
 from ctd.models.omp import orthogonal_matching_pursuit
-
-
-def numpy_omp(target: np.ndarray, atoms: np.ndarray, k: int) -> tuple[list[int], np.ndarray]:
-    """Textbook OMP for one target: pick by |<unit atom, residual>|, refit by lstsq."""
-    unit = atoms / np.linalg.norm(atoms, axis=1, keepdims=True)
-    residual, support = target.copy(), []
-    coefficients = np.zeros(0)
-    for _ in range(k):
-        scores = np.abs(unit @ residual)
-        scores[support] = -1.0
-        support.append(int(scores.argmax()))
-        coefficients = np.linalg.lstsq(atoms[support].T, target, rcond=None)[0]
-        residual = target - atoms[support].T @ coefficients
-    return support, coefficients
 
 
 def test_recovers_planted_sparse_combination() -> None:
