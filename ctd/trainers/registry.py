@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 
 from ctd.config import DistillConfig
-from ctd.trainers.distill_wiring import DISTILL_WIRINGS
 from ctd.trainers.task import Task
 from ctd.trainers.transfer import check_distill_config, setup_distill
 
@@ -14,7 +13,6 @@ TASKS: dict[str, Task] = {
         DistillConfig,
         setup_distill,
         check_distill_config,
-        DISTILL_WIRINGS,
         "tokenizer transfer (mode=transfer) or cross-tokenizer distillation (mode=distill)",
     ),
 }

@@ -10,7 +10,6 @@ from typing import Any
 import lightning as L
 
 from ctd.config import RunConfig
-from ctd.trainers.wiring import WiringTable
 
 
 @dataclass
@@ -38,12 +37,10 @@ class Task:
         schema: the config dataclass (a `RunConfig`), merged with YAML files and overrides.
         setup: config -> `PreparedRun`; every bad input fails here, before training.
         check: config -> None; the checks that need no model (run at config-load time).
-        wirings: the losses this task trains (`ctd.trainers.wiring`).
         summary: one line for `ctd fit --help`.
     """
 
     schema: type[RunConfig]
     setup: Callable[[Any], PreparedRun]
     check: Callable[[Any], None]
-    wirings: WiringTable
     summary: str

@@ -64,14 +64,6 @@ class SideOutputs:
             )
         return self._values[need]
 
-    def __contains__(self, need: object) -> bool:
-        return need in self._values
-
-    @property
-    def needs(self) -> frozenset[Need]:
-        """What this side holds."""
-        return frozenset(self._values)
-
 
 Batch = Any
 """The trainer's batch type (`CrossTokenizerBatch` for distillation)."""

@@ -68,7 +68,7 @@ def _check_toy(config: ToyConfig) -> None:
 
 @pytest.fixture
 def toy_task(monkeypatch: pytest.MonkeyPatch) -> None:
-    task = Task(ToyConfig, _setup_toy, _check_toy, {}, "fit a slope")
+    task = Task(ToyConfig, _setup_toy, _check_toy, "fit a slope")
     monkeypatch.setitem(registry.TASKS, "toy", task)
 
 
