@@ -31,14 +31,14 @@ def causal_lm_forward(
     Shapes:
         input_ids, attention_mask (B, T) -> SideOutputs.
 
+    A side without an EOS token gets no `Need.EOS_LOGPROBS` (a task that reads it checks for EOS
+    at set-up, e.g. ALM's `eos_as_space`).
+
     Raises:
-        ValueError: `Need.SPACE_LOGPROBS` without `space_token_mask`, or `Need.EOS_LOGPROBS`
-            without `eos_token_id`.
+        ValueError: `Need.SPACE_LOGPROBS` without `space_token_mask`.
     """
     if Need.SPACE_LOGPROBS in needs and space_token_mask is None:
         raise ValueError("space log-probs need the side's space_token_mask")
-    if Need.EOS_LOGPROBS in needs and eos_token_id is None:
-        raise ValueError("EOS log-probs need an eos_token_id; this tokenizer has none")
     base_output = model.base_model(input_ids=input_ids, attention_mask=attention_mask)  # type: ignore[operator]
     hidden = base_output.last_hidden_state  # (B, T, d)
     lm_head = model.get_output_embeddings()  # type: ignore[operator]

@@ -212,3 +212,23 @@ def test_eos_as_space_changes_what_alm_reads(pair: dict[str, Any]) -> None:
     with_space, _, _ = _run_entry("alm", pair, eos_as_space=False, append_space=True)
     with_eos, _, _ = _run_entry("alm", pair, eos_as_space=True, append_space=True)
     assert not torch.isclose(with_space, with_eos)
+
+
+def test_a_side_without_an_eos_token_still_serves_alm(pair: dict[str, Any]) -> None:
+    teacher, tokenizer = pair["teacher"]
+    batch = _batch(tokenizer, tokenizer)
+    ids, mask = batch.teacher_input_ids, batch.teacher_attention_mask
+    space_mask = torch.zeros(teacher.config.vocab_size, dtype=torch.bool)
+    with torch.no_grad():
+        side = causal_lm_forward(
+            teacher,
+            ids,
+            mask,
+            DISTILL_WIRINGS["alm"].student_needs,
+            space_token_mask=space_mask,
+            eos_token_id=None,
+        )
+    assert side[Need.TOKEN_LOGPROBS].shape == ids.shape
+    assert side[Need.SPACE_LOGPROBS].shape == ids.shape
+    with pytest.raises(KeyError, match="EOS_LOGPROBS"):
+        side[Need.EOS_LOGPROBS]
