@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "give a model a donor's tokenizer by OMP over shared tokens, without training",
     ),
     "fit": ("ctd.trainers.cli", "train from a YAML config plus key=value overrides"),
+    "generate": ("ctd.data.generate_cli", "let a target answer prompts (distillation data)"),
+    "make-drafter": ("ctd.models.trim_cli", "a drafter from a target: its first k layers"),
     "demo": ("ctd.demo", "the main job: move SmolLM2-135M to bytes with ALM, offline"),
 }
 

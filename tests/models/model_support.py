@@ -7,13 +7,15 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 
-def tiny_llama(vocab_size: int, *, tied: bool, seed: int = 0) -> LlamaForCausalLM:
+def tiny_llama(
+    vocab_size: int, *, tied: bool, seed: int = 0, num_layers: int = 2
+) -> LlamaForCausalLM:
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=32,
         intermediate_size=64,
-        num_hidden_layers=2,
+        num_hidden_layers=num_layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=128,
