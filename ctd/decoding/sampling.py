@@ -23,7 +23,7 @@ def check_sampling_args(temperature: float, top_p: float) -> None:
 def warp_probs(
     logits: torch.Tensor, *, temperature: float = 1.0, top_p: float = 1.0
 ) -> torch.Tensor:
-    """The sampling distribution over the last axis, in float32.
+    """The sampling distribution over the last axis, in float32 (float64 stays float64).
 
     temperature 0 is greedy: a one-hot at the argmax (the lowest id among ties). top-p keeps the
     smallest set of most likely tokens whose mass reaches `top_p` (nucleus sampling, Holtzman
@@ -32,9 +32,10 @@ def warp_probs(
     Shapes: logits (..., V); returns (..., V), rows summing to 1.
     """
     check_sampling_args(temperature, top_p)
-    logits = logits.float()
+    if logits.dtype != torch.float64:
+        logits = logits.float()
     if temperature == 0:
-        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float()
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
     probs = torch.softmax(logits / temperature, dim=-1)
     if top_p >= 1.0:
         return probs
