@@ -16,7 +16,11 @@ def test_there_are_configs() -> None:
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_yaml_merges_into_its_schema(path: Path) -> None:
-    config = load_config(FitConfig, [path])
+    from ctd.trainers.fit import load_run_config
+
+    config = load_run_config([path])  # the schema of the task the file names
+    if not isinstance(config, FitConfig):
+        return
     assert config.mode in {"transfer", "distill"}
     assert config.losses, "a config without losses trains nothing"
     if config.mode == "distill":

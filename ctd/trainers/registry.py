@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 
 from ctd.config import DistillConfig
+from ctd.trainers.drafter import DrafterConfig, check_drafter_config, setup_drafter
 from ctd.trainers.task import Task
 from ctd.trainers.transfer import check_distill_config, setup_distill
 
@@ -14,6 +15,9 @@ TASKS: dict[str, Task] = {
         setup_distill,
         check_distill_config,
         "tokenizer transfer (mode=transfer) or cross-tokenizer distillation (mode=distill)",
+    ),
+    "drafter": Task(
+        DrafterConfig, setup_drafter, check_drafter_config, "a same-tokenizer drafter (TVD++)"
     ),
 }
 
