@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+    "specdec": (
+        "ctd.specdec.cli",
+        "speculative decoding with a drafter (any tokenizer): alpha, tau, MBSU, tokens/s",
+    ),
 def available_commands() -> dict[str, tuple[str, str]]:
     """The subcommands whose module exists in this installation."""
     return {

@@ -77,6 +77,16 @@ class SharedVocabulary:
         return list(target_ids)
 
 
+def _padded(
+    pieces: list[bytes], special: list[bool], size: int | None
+) -> tuple[list[bytes], list[bool]]:
+    """Pad a byte vocabulary with empty special entries up to a model's logit count."""
+    if size is None or size <= len(pieces):
+        return pieces, special
+    extra = size - len(pieces)
+    return pieces + [b""] * extra, special + [True] * extra
+
+
 @dataclass
 class _ByteTrie:
     children: dict[int, _ByteTrie] = field(default_factory=dict)
@@ -134,8 +144,22 @@ class TokenIntersection:
         self._device_copies: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
-    def from_tokenizers(cls, drafter_tokenizer: Any, target_tokenizer: Any) -> TokenIntersection:
-        """The intersection of two HF tokenizers' byte vocabularies; their EOS ids are paired."""
+    def from_tokenizers(
+        cls,
+        drafter_tokenizer: Any,
+        target_tokenizer: Any,
+        *,
+        drafter_vocab_size: int | None = None,
+        target_vocab_size: int | None = None,
+    ) -> TokenIntersection:
+        """The intersection of two HF tokenizers' byte vocabularies; their EOS ids are paired.
+
+        Args:
+            drafter_tokenizer: the drafter's fast tokenizer.
+            target_tokenizer: the target's fast tokenizer.
+            drafter_vocab_size: the drafter's logit count when its head has padding rows.
+            target_vocab_size: the same for the target.
+        """
         from ctd.alignment.token_bytes import token_bytes
 
         drafter = token_bytes(drafter_tokenizer)
@@ -143,11 +167,17 @@ class TokenIntersection:
         pairs = []
         if drafter_tokenizer.eos_token_id is not None and target_tokenizer.eos_token_id is not None:
             pairs.append((int(drafter_tokenizer.eos_token_id), int(target_tokenizer.eos_token_id)))
+        drafter_bytes, drafter_special = _padded(
+            drafter.bytes_of, drafter.is_special.tolist(), drafter_vocab_size
+        )
+        target_bytes, target_special = _padded(
+            target.bytes_of, target.is_special.tolist(), target_vocab_size
+        )
         return cls(
-            drafter.bytes_of,
-            target.bytes_of,
-            drafter_special=drafter.is_special.tolist(),
-            target_special=target.is_special.tolist(),
+            drafter_bytes,
+            target_bytes,
+            drafter_special=drafter_special,
+            target_special=target_special,
             special_pairs=pairs,
         )
 
