@@ -23,16 +23,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "give a model a donor's tokenizer by OMP over shared tokens, without training",
     ),
     "fit": ("ctd.trainers.cli", "train from a YAML config plus key=value overrides"),
+    "cache-teacher": (
+        "ctd.trainers.cache_cli",
+        "run a distillation config's teacher once and store its log-probs for training",
+    ),
     "generate": ("ctd.data.generate_cli", "let a target answer prompts (distillation data)"),
     "make-drafter": ("ctd.models.trim_cli", "a drafter from a target: its first k layers"),
-    "demo": ("ctd.demo", "the main job: move SmolLM2-135M to bytes with ALM, offline"),
-}
-
-
     "specdec": (
         "ctd.specdec.cli",
         "speculative decoding with a drafter (any tokenizer): alpha, tau, MBSU, tokens/s",
     ),
+    "demo": ("ctd.demo", "the main job: move SmolLM2-135M to bytes with ALM, offline"),
+}
+
+
 def available_commands() -> dict[str, tuple[str, str]]:
     """The subcommands whose module exists in this installation."""
     return {

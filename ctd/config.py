@@ -64,6 +64,9 @@ class ModelConfig:
     `mean` or `random` (`ctd.models.transplant`); tokens with identical bytes are copied."""
     donor: str | None = None
     """For `init=omp`: a model folder that uses the new tokenizer (`ctd transplant --donor`)."""
+    cache: str | None = None
+    """Teacher only: a directory written by `ctd cache-teacher`; training reads the teacher's
+    token, space and EOS log-probs from it instead of running the teacher."""
 
     def __post_init__(self) -> None:
         check_choice("dtype", self.dtype, DTYPES)

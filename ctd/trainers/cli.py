@@ -13,6 +13,24 @@ USER_ERRORS = (ValueError, OSError, OmegaConfBaseException, MisconfigurationExce
 """What bad input raises at load and set-up time (reported in one line, exit code 2)."""
 
 
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--config FILE` (repeatable), `--debug` and the `key=value` overrides of a config command."""
+    parser.add_argument(
+        "--config", action="append", default=[], help="YAML file (repeat to merge several)"
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of input errors")
+    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides")
+
+
+def report_user_error(prog: str, error: BaseException, debug: bool) -> int:
+    """Print `<prog>: error: <one line>` (with `debug`, the traceback first); exit code 2."""
+    if debug:
+        traceback.print_exc()
+    message = " ".join(str(error).split()) or repr(error)
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `ctd fit`."""
     from ctd.trainers.registry import TASKS
@@ -28,14 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--config", action="append", default=[], help="YAML file (repeat to merge several)"
-    )
+    add_config_arguments(parser)
     parser.add_argument(
         "--print-config", action="store_true", help="print the merged config and exit"
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of input errors")
-    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     return parser
 
 
@@ -52,10 +66,6 @@ def main(argv: list[str]) -> int:
             return 0
         prepared = prepare(config)
     except USER_ERRORS as error:
-        if args.debug:
-            traceback.print_exc()
-        message = " ".join(str(error).split()) or repr(error)
-        print(f"ctd fit: error: {message}", file=sys.stderr)
-        return 2
+        return report_user_error("ctd fit", error, args.debug)
     print(train(config, prepared).summary())
     return 0

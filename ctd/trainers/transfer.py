@@ -32,6 +32,11 @@ from ctd.trainers._common import (
 from ctd.trainers.builders import build_datamodule, hidden_size, load_model, num_embeddings
 from ctd.trainers.distill_wiring import DISTILL_WIRINGS
 from ctd.trainers.task import PreparedRun
+from ctd.trainers.teacher_cache import (
+    CachedTeacher,
+    check_teacher_cache_config,
+    open_teacher_cache,
+)
 from ctd.trainers.vocab import SideVocab
 from ctd.trainers.wiring import (
     Need,
@@ -90,6 +95,7 @@ class DistillationModule(L.LightningModule):
         self.max_steps = max_steps
         self.teacher_needs, self.student_needs = side_needs(DISTILL_WIRINGS, losses)
         self.evaluation = PairedEvaluation()
+        self.teacher_cache: CachedTeacher | None = None
         self.strict_loading = False  # checkpoints hold the student only
 
     def _side(
@@ -112,16 +118,13 @@ class DistillationModule(L.LightningModule):
         teacher_needs: frozenset[Need],
         student_needs: frozenset[Need],
     ) -> tuple[SideOutputs, SideOutputs]:
-        """Teacher (no grad; skipped when nothing is needed) and student forward passes."""
-        self.teacher.eval()
-        with torch.no_grad():
-            teacher = self._side(
-                self.teacher,
-                self.teacher_vocab,
-                batch.teacher_input_ids,
-                batch.teacher_attention_mask,
-                teacher_needs,
+        """Teacher (no grad; skipped when nothing is needed, read from a cache) and student."""
+        if self.teacher_cache is not None:
+            teacher = self.teacher_cache.side_outputs(
+                batch.teacher_input_ids, batch.teacher_attention_mask, teacher_needs
             )
+        else:
+            teacher = self._teacher_side(batch, teacher_needs)
         student = self._side(
             self.student,
             self.student_vocab,
@@ -130,6 +133,24 @@ class DistillationModule(L.LightningModule):
             student_needs,
         )
         return teacher, student
+
+    def use_teacher_cache(self, cache: CachedTeacher) -> None:
+        """Read the teacher's outputs from `cache` (`ctd cache-teacher`); drop the teacher model."""
+        self.teacher_cache = cache
+        self.teacher = freeze(nn.Module())  # nothing left to run or to hold in memory
+
+    def _teacher_side(
+        self, batch: CrossTokenizerBatch, teacher_needs: frozenset[Need]
+    ) -> SideOutputs:
+        self.teacher.eval()
+        with torch.no_grad():
+            return self._side(
+                self.teacher,
+                self.teacher_vocab,
+                batch.teacher_input_ids,
+                batch.teacher_attention_mask,
+                teacher_needs,
+            )
 
     def training_step(self, batch: CrossTokenizerBatch, batch_idx: int) -> Tensor:
         """One step: the forward passes the losses need, every loss, one combined objective."""
@@ -292,6 +313,7 @@ def build_module(config: DistillConfig, models: LoadedModels) -> DistillationMod
 def check_distill_config(config: DistillConfig) -> None:
     """What can be checked before any model is loaded: loss names and arguments."""
     check_losses(config.losses, DISTILL_WIRINGS, "distill")
+    check_teacher_cache_config(config)
     if config.mode == "distill" and not config.student.name_or_path:
         raise ValueError("mode=distill needs student.name_or_path (the student's own model)")
 
@@ -307,6 +329,12 @@ def setup_distill(config: DistillConfig) -> PreparedRun:
         config.data, models.teacher_tokenizer, models.student_tokenizer, seed=config.seed
     )
     module = build_module(config, models)
+    if config.teacher.cache is not None:
+        module.use_teacher_cache(
+            open_teacher_cache(
+                config.teacher.cache, config, models.teacher, models.teacher_tokenizer
+            )
+        )
     from ctd.models import export_pretrained
 
     export = functools.partial(export_pretrained, models.student, models.student_tokenizer)
