@@ -1,14 +1,18 @@
-"""Chunk assembly shared by the general and the tiled alignment paths (mode merges, per-row ids)."""
+"""Chunk assembly shared by the general and the tiled alignment paths (mode merges, per-row ids).
+
+Every function takes K sides (K >= 2) in one order; the pair is K = 2.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from ctd.alignment.bias import TokenizationBias
-from ctd.alignment.chunk_alignment import BatchAlignment
+from ctd.alignment.chunk_alignment import BatchMultiAlignment
 from ctd.alignment.modes import ChunkTable, SideTokens, merge_chunks
 from ctd.alignment.ragged import TokenizedBatch, row_offsets
 from ctd.alignment.token_bytes import TokenBytes
@@ -107,11 +111,10 @@ def _sorted_chunks(candidates: Candidates) -> tuple[Int64Array, Int64Array, Int6
 
 def assemble_chunks(
     candidates: Candidates,
-    teacher: Side,
-    student: Side,
+    sides: Sequence[Side],
     mode: str,
     bias: TokenizationBias | None,
-) -> BatchAlignment | None:
+) -> BatchMultiAlignment | None:
     """Number, merge and localise the chunks; None if a paired special chunk is not contiguous."""
     rank, starts, ends, special = _sorted_chunks(candidates)
     interval_ids = np.flatnonzero(candidates.valid)
@@ -127,20 +130,18 @@ def assemble_chunks(
             candidates.special_positions,
             special_chunk,
         )
-        for side in (teacher, student)
+        for side in sides
     ]
     bounds = [first_last(chunk, len(starts)) for chunk in chunks]
-    if not (bounds[0][2] and bounds[1][2]):
+    if not all(contiguous for _, _, contiguous in bounds):
         return None
     rows = np.searchsorted(candidates.row_base, starts, "right") - 1
-    table = ChunkTable(starts, ends, rows, special, bounds[0][1], bounds[1][1])
+    table = ChunkTable(starts, ends, rows, special, tuple(last for _, last, _ in bounds))
     return merged_alignment(
         table,
-        chunks[0],
-        chunks[1],
+        chunks,
         candidates.row_base,
-        side_tokens(teacher.batch, teacher.table),
-        side_tokens(student.batch, student.table),
+        [side_tokens(side.batch, side.table) for side in sides],
         mode,
         bias,
     )
@@ -152,23 +153,20 @@ def side_tokens(batch: TokenizedBatch, table: TokenBytes | None) -> SideTokens:
 
 def merged_alignment(
     table: ChunkTable,
-    teacher_chunk: Int64Array,
-    student_chunk: Int64Array,
+    side_chunks: Sequence[Int64Array],
     row_base: Int64Array | None,
-    teacher: SideTokens,
-    student: SideTokens,
+    sides: Sequence[SideTokens],
     mode: str,
     bias: TokenizationBias | None,
-) -> BatchAlignment:
+) -> BatchMultiAlignment:
     """Merge the chunks by `mode` and make chunk and token indices row-local.
 
     Shapes: table (C,) with flat token indices, its bytes on the global byte axis starting
-    rows at `row_base` (None: already row-local); *_chunk (M,) global chunk ids, -1 = in no
-    chunk.
+    rows at `row_base` (None: already row-local); side_chunks[k] (M_k,) global chunk ids,
+    -1 = in no chunk.
     """
     starts, ends, rows = table.byte_starts, table.byte_ends, table.rows
-    chunks = (teacher_chunk, student_chunk)
-    group = merge_chunks(table, mode, teacher, student, bias)
+    group = merge_chunks(table, mode, sides, bias)
     num_groups = int(group[-1]) + 1 if len(group) else 0
     first_chunk: Int64Array | slice
     last_chunk: Int64Array | slice
@@ -178,24 +176,23 @@ def merged_alignment(
         last_chunk = np.searchsorted(group, np.arange(num_groups), "right") - 1
         first_chunk = np.searchsorted(group, np.arange(num_groups), "left")
     group_rows = rows[first_chunk]
-    num_rows = len(teacher.row_starts) - 1
+    num_rows = len(sides[0].row_starts) - 1
     chunk_row_starts = row_offsets(np.bincount(group_rows, minlength=num_rows))
     local = [
         local_chunks(chunk, group, num_groups, chunk_row_starts, side.row_starts, row_base)
-        for chunk, side in zip(chunks, (teacher, student), strict=True)
+        for chunk, side in zip(side_chunks, sides, strict=True)
     ]
     base = 0 if row_base is None else row_base[group_rows]
-    t_last, s_last = table.teacher_last_token[last_chunk], table.student_last_token[last_chunk]
-    return BatchAlignment(
-        teacher_chunk_index=local[0],
-        student_chunk_index=local[1],
+    return BatchMultiAlignment(
+        chunk_index=tuple(local),
         chunk_byte_starts=starts[first_chunk] - base,
         chunk_byte_ends=ends[last_chunk] - base,
-        teacher_chunk_last_token=t_last - teacher.row_starts[group_rows],
-        student_chunk_last_token=s_last - student.row_starts[group_rows],
+        chunk_last_token=tuple(
+            last[last_chunk] - side.row_starts[group_rows]
+            for last, side in zip(table.last_tokens, sides, strict=True)
+        ),
         chunk_row_starts=chunk_row_starts,
-        teacher_row_starts=teacher.row_starts,
-        student_row_starts=student.row_starts,
+        row_starts=tuple(side.row_starts for side in sides),
     )
 
 

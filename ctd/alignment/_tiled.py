@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,9 +10,9 @@ import numpy.typing as npt
 
 from ctd.alignment._assemble import merged_alignment, side_tokens
 from ctd.alignment.bias import TokenizationBias
-from ctd.alignment.chunk_alignment import BatchAlignment
+from ctd.alignment.chunk_alignment import BatchMultiAlignment
 from ctd.alignment.modes import ChunkTable
-from ctd.alignment.ragged import TokenizedBatch
+from ctd.alignment.ragged import TokenizedBatch, row_offsets
 from ctd.alignment.token_bytes import TokenBytes
 
 Int64Array = npt.NDArray[np.int64]
@@ -46,7 +47,7 @@ def template_layout(batch: TokenizedBatch) -> Layout | None:
     Eligible: in every row, non-special tokens of positive width tile its bytes in order, and
     every special token is zero-width at byte 0 before them or at the end after them (BOS,
     EOS, plain text when there are none). Then every interval between consecutive common
-    boundaries is tiled exactly by text tokens on both sides and `tiled_alignment` applies.
+    boundaries is tiled exactly by text tokens on every side and `tiled_alignment` applies.
     """
     starts, ends, row_starts = batch.byte_starts, batch.byte_ends, batch.row_starts
     num_rows = len(batch)
@@ -96,74 +97,76 @@ def _special_chunks(
     return ~np.where(layout.leading, paired_leading[rows], paired_trailing[rows])
 
 
+def _closing_tokens(batches: Sequence[TokenizedBatch]) -> tuple[list[Int64Array], list[BoolArray]]:
+    """Each side's token ends on one gapless byte axis, and which of them every side has.
+
+    Text tokens tile consecutive rows and specials have zero width, so a cumsum of widths puts
+    every token end on one axis (row r's bytes follow row r - 1's). A special's end is 0 or a
+    text token end of its side, so it marks nothing new. Shapes: per side (M_k,), (M_k,).
+    """
+    ends = [np.cumsum(batch.byte_ends - batch.byte_starts) for batch in batches]
+    sides_ending = np.zeros(int(batches[0].num_text_bytes.sum()) + 1, np.int64)
+    for side_ends in ends:
+        # a repeated index is written once per assignment: each side counts once per position
+        sides_ending[side_ends] += 1
+    return ends, [sides_ending[side_ends] == len(batches) for side_ends in ends]
+
+
 def tiled_alignment(
-    teacher: TokenizedBatch,
-    student: TokenizedBatch,
-    layouts: tuple[Layout, Layout],
+    batches: Sequence[TokenizedBatch],
+    layouts: Sequence[Layout],
     pair_specials: bool,
-    merge: tuple[str, TokenizationBias | None, TokenBytes | None, TokenBytes | None],
-) -> BatchAlignment | None:
-    """`align_batch` for templated texts (`template_layout`): O(M), no interval statistics.
+    merge: tuple[str, TokenizationBias | None, Sequence[TokenBytes | None]],
+) -> BatchMultiAlignment | None:
+    """`align_many_batch` for templated texts (`template_layout`): O(M), no interval statistics.
 
     Each common boundary is then the end of exactly one text token on each side, so the chunk
     of a token is the number of chunk-closing tokens before it on its side (one cumsum): text
-    tokens ending on a common boundary, and the last token of each group of specials that
-    stands at the same row end on both sides (with `pair_specials`; unpaired specials get -1).
-    Returns None if the two sides disagree on the chunks (then the general path decides).
+    tokens ending on a boundary every side has, and the last token of each group of specials
+    that stands at the same row end on every side (with `pair_specials`; unpaired specials get
+    -1). Returns None if the sides disagree on the chunks (then the general path decides).
     """
-    # Text tokens tile consecutive rows and specials have zero width, so a cumsum of widths
-    # puts every token end on one gapless byte axis (row r's bytes follow row r - 1's). A
-    # special's end is 0 or a text token end of its side, so it marks nothing new.
-    t_ends = np.cumsum(teacher.byte_ends - teacher.byte_starts)
-    s_ends = np.cumsum(student.byte_ends - student.byte_starts)
-    marks = np.zeros(int(teacher.num_text_bytes.sum()) + 1, np.bool_)
-    marks[s_ends] = True
-    t_closes = marks[t_ends]
-    marks[s_ends] = False
-    marks[t_ends] = True
-    s_closes = marks[s_ends]
-    t_layout, s_layout = layouts
-    t_unpaired = s_unpaired = np.zeros(0, np.int64)
-    if len(t_layout.special_index) or len(s_layout.special_index):
-        t_closes[t_layout.special_index] = False  # text ends only
-        s_closes[s_layout.special_index] = False
-        leading = (t_layout.num_leading > 0) & (s_layout.num_leading > 0) & pair_specials
-        trailing = (t_layout.num_trailing > 0) & (s_layout.num_trailing > 0) & pair_specials
-        t_unpaired = t_layout.special_index[
-            _special_chunks(t_layout, teacher.row_starts, leading, trailing, t_closes)
+    ends, closes = _closing_tokens(batches)
+    unpaired = [np.zeros(0, np.int64)] * len(batches)
+    if any(len(layout.special_index) for layout in layouts):
+        for side_closes, layout in zip(closes, layouts, strict=True):
+            side_closes[layout.special_index] = False  # text ends only
+        leading = np.all([layout.num_leading > 0 for layout in layouts], axis=0) & pair_specials
+        trailing = np.all([layout.num_trailing > 0 for layout in layouts], axis=0) & pair_specials
+        unpaired = [
+            layout.special_index[
+                _special_chunks(layout, batch.row_starts, leading, trailing, side_closes)
+            ]
+            for batch, layout, side_closes in zip(batches, layouts, closes, strict=True)
         ]
-        s_unpaired = s_layout.special_index[
-            _special_chunks(s_layout, student.row_starts, leading, trailing, s_closes)
-        ]
-    t_last, s_last = np.flatnonzero(t_closes), np.flatnonzero(s_closes)
-    if len(t_last) != len(s_last) or not np.array_equal(t_ends[t_last], s_ends[s_last]):
-        return None
-    special = teacher.is_special[t_last]
-    if not np.array_equal(special, student.is_special[s_last]):
-        return None
-    t_cum = np.zeros(len(t_closes) + 1, dtype=np.int64)
-    np.cumsum(t_closes, out=t_cum[1:])
-    s_cum = np.zeros(len(s_closes) + 1, dtype=np.int64)
-    np.cumsum(s_closes, out=s_cum[1:])
-    chunk_row_starts = t_cum[teacher.row_starts]
-    t_chunk, s_chunk = t_cum[:-1], s_cum[:-1]  # views: t_cum is not read after this
-    t_chunk[t_unpaired] = -1
-    s_chunk[s_unpaired] = -1
+    last = [np.flatnonzero(side_closes) for side_closes in closes]
+    for side in range(1, len(batches)):
+        if len(last[side]) != len(last[0]) or not (
+            np.array_equal(ends[side][last[side]], ends[0][last[0]])
+            and np.array_equal(batches[side].is_special[last[side]], batches[0].is_special[last[0]])
+        ):
+            return None
+    cumulative = [row_offsets(side_closes.astype(np.int64)) for side_closes in closes]
+    chunk_row_starts = cumulative[0][batches[0].row_starts]
+    chunk_index = []
+    for side_cumulative, side_unpaired in zip(cumulative, unpaired, strict=True):
+        side_chunk = side_cumulative[:-1]  # a view: the cumsum is not read after this
+        side_chunk[side_unpaired] = -1
+        chunk_index.append(side_chunk)
     num_chunks = np.diff(chunk_row_starts)
-    rows = np.repeat(np.arange(len(teacher), dtype=np.int64), num_chunks)
-    byte_ends = teacher.byte_ends[t_last]  # row-local
+    rows = np.repeat(np.arange(len(batches[0]), dtype=np.int64), num_chunks)
+    byte_ends = batches[0].byte_ends[last[0]]  # row-local
     byte_starts = np.empty_like(byte_ends)  # a chunk starts where the row's previous one ends
     byte_starts[:1] = 0
     byte_starts[1:] = byte_ends[:-1]
     byte_starts[chunk_row_starts[:-1][num_chunks > 0]] = 0
-    mode, bias, teacher_table, student_table = merge
+    mode, bias, tables = merge
+    special = batches[0].is_special[last[0]]
     return merged_alignment(
-        ChunkTable(byte_starts, byte_ends, rows, special, t_last, s_last),
-        t_chunk,
-        s_chunk,
+        ChunkTable(byte_starts, byte_ends, rows, special, tuple(last)),
+        chunk_index,
         None,
-        side_tokens(teacher, teacher_table),
-        side_tokens(student, student_table),
+        [side_tokens(batch, table) for batch, table in zip(batches, tables, strict=True)],
         mode,
         bias,
     )

@@ -1,18 +1,22 @@
-"""Chunks: the finest common segmentation of a text's bytes by two tokenizations.
+"""Chunks: the finest common segmentation of a text's bytes by two (or K) tokenizations.
 
-A chunk boundary is a byte position that is a token boundary in both tokenizations; chunks are
-computed from byte positions only, for a whole batch at once.
+A chunk boundary is a byte position that is a token boundary in every tokenization; chunks are
+computed from byte positions only, for a whole batch at once. `align_many_batch` takes K >= 2
+sides; `align_batch` / `align` are its K = 2 view (teacher = side 0, student = side 1).
 
 Rows are laid side by side on one global byte axis with a one-byte gap between rows, so one
 `np.intersect1d` and a few `searchsorted`/`bincount` calls align the whole batch. A candidate
 interval between consecutive common boundaries becomes a chunk only if both sides tile it
-exactly with their tokens and it is either all text on both sides or all special tokens on both
-sides; otherwise its tokens get chunk -1 (never a silent misalignment). Zero-width specials
-(BOS, EOS, chat-template tokens) present on both sides at the same position may form their own
+exactly with their tokens and it is either all text on every side or all special tokens on every
+side; otherwise its tokens get chunk -1 (never a silent misalignment). Zero-width specials
+(BOS, EOS, chat-template tokens) present on every side at the same position may form their own
 chunk (`pair_specials`); a one-sided special never joins a chunk.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import reduce
 
 import numpy as np
 import numpy.typing as npt
@@ -20,11 +24,27 @@ import numpy.typing as npt
 from ctd.alignment._assemble import Candidates, Side, assemble_chunks
 from ctd.alignment._tiled import template_layout, tiled_alignment
 from ctd.alignment.bias import TokenizationBias
-from ctd.alignment.chunk_alignment import BatchAlignment, ChunkAlignment
+from ctd.alignment.chunk_alignment import (
+    BatchAlignment,
+    BatchMultiAlignment,
+    ChunkAlignment,
+    MultiChunkAlignment,
+)
+from ctd.alignment.modes import check_pairwise_mode
 from ctd.alignment.ragged import TokenizedBatch, TokenizedText, row_offsets
 from ctd.alignment.token_bytes import TokenBytes
 
-__all__ = ["MODES", "BatchAlignment", "ChunkAlignment", "align", "align_batch"]
+__all__ = [
+    "MODES",
+    "BatchAlignment",
+    "BatchMultiAlignment",
+    "ChunkAlignment",
+    "MultiChunkAlignment",
+    "align",
+    "align_batch",
+    "align_many",
+    "align_many_batch",
+]
 
 Int64Array = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -56,22 +76,19 @@ def _side_boundaries(
     return interleaved[first], slot[0::2]
 
 
-def _intersect_sorted(
-    first: Int64Array, second: Int64Array
-) -> tuple[Int64Array, Int64Array, Int64Array]:
-    """`np.intersect1d(..., return_indices=True)` of two sorted unique non-negative arrays.
+def _intersect_sorted(boundaries: Sequence[Int64Array]) -> tuple[Int64Array, list[Int64Array]]:
+    """The boundaries every side has, and where they are in each side's boundaries.
 
-    Membership is looked up in a bitmap over the byte axis (O(N), no sort).
-    Shapes: (N1,), (N2,) -> (K,), (K,), (K,).
+    `np.intersect1d(..., return_indices=True)` of K sorted unique non-negative arrays;
+    membership is counted in one array over the byte axis (O(N), no sort).
+    Shapes: K x (N_k,) -> (N,), K x (N,).
     """
-    size = int(max(first.max(initial=-1), second.max(initial=-1))) + 1
-    in_second = np.zeros(size, dtype=np.bool_)
-    in_second[second] = True
-    first_slots = np.flatnonzero(in_second[first])
-    common = first[first_slots]
-    in_first = np.zeros(size, dtype=np.bool_)
-    in_first[common] = True
-    return common, first_slots, np.flatnonzero(in_first[second])
+    size = int(max(side.max(initial=-1) for side in boundaries)) + 1
+    num_sides = np.zeros(size, dtype=np.int64)
+    for side in boundaries:
+        num_sides[side] += 1  # unique per side
+    slots = [np.flatnonzero(num_sides[side] == len(boundaries)) for side in boundaries]
+    return boundaries[0][slots[0]], slots
 
 
 def _interval_index(
@@ -124,11 +141,115 @@ def _interval_stats(
     return (covered == lengths) & ~bad, num_tokens > num_special, has_special
 
 
-def _check_pair(teacher: TokenizedBatch, student: TokenizedBatch, mode: str) -> None:
+def _check_sides(sides: Sequence[TokenizedBatch], mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if len(teacher) != len(student) or np.any(teacher.num_text_bytes != student.num_text_bytes):
-        raise ValueError("teacher and student tokenized different texts (byte lengths differ)")
+    if len(sides) < 2:
+        raise ValueError(f"alignment needs at least 2 tokenizations, got {len(sides)}")
+    check_pairwise_mode(mode, len(sides))
+    for side in sides[1:]:
+        if len(side) != len(sides[0]) or np.any(side.num_text_bytes != sides[0].num_text_bytes):
+            if len(sides) == 2:
+                raise ValueError(
+                    "teacher and student tokenized different texts (byte lengths differ)"
+                )
+            raise ValueError("the tokenizations are of different texts (byte lengths differ)")
+
+
+def _candidate_sides(
+    sides: Sequence[TokenizedBatch], row_base: Int64Array, tables: Sequence[TokenBytes | None]
+) -> tuple[Int64Array, list[Side], list[tuple[BoolArray, BoolArray, BoolArray]]]:
+    """Common boundaries; per side its tokens' candidate intervals and the interval statistics.
+
+    Shapes: common (N,); per side Side arrays (M_k,) and three (N - 1,) statistics.
+    """
+    spans = [_global_positions(side, row_base) for side in sides]
+    zero = [
+        side.is_special & (end == start) for side, (start, end) in zip(sides, spans, strict=True)
+    ]
+    side_bounds = [
+        _side_boundaries(start, end, side_zero)
+        for (start, end), side_zero in zip(spans, zero, strict=True)
+    ]
+    common, common_slots = _intersect_sorted([bounds for bounds, _ in side_bounds])
+    candidate_sides, stats = [], []
+    for side, (start, end), side_zero, (bounds, slots), side_common, table in zip(
+        sides, spans, zero, side_bounds, common_slots, tables, strict=True
+    ):
+        index = _interval_index(common, bounds, slots, side_common, start, ~side_zero)
+        stats.append(_interval_stats(common, index, start, end, side.is_special))
+        candidate_sides.append(Side(side, index, side_zero, start, table))
+    return common, candidate_sides, stats
+
+
+def _general_alignment(
+    sides: Sequence[TokenizedBatch],
+    row_base: Int64Array,
+    tables: Sequence[TokenBytes | None],
+    mode: str,
+    bias: TokenizationBias | None,
+    pair_specials: bool,
+) -> BatchMultiAlignment:
+    """The interval-statistics path: any spans, specials anywhere (see the module docstring)."""
+    common, candidate_sides, stats = _candidate_sides(sides, row_base, tables)
+    covered = np.all([side_covered for side_covered, _, _ in stats], axis=0)
+    text_only = np.all([text & ~special for _, text, special in stats], axis=0)
+    special_only = np.all([special & ~text for _, text, special in stats], axis=0)
+    valid = covered & (text_only | special_only)
+    interval_special = np.all([special for _, _, special in stats], axis=0)
+    for attempt_pairs in (True, False) if pair_specials else (False,):
+        special_positions = np.zeros(0, np.int64)
+        if attempt_pairs:  # zero-width specials at a position every side has one
+            zero_starts = [side.starts[side.zero_special] for side in candidate_sides]
+            special_positions = reduce(np.intersect1d, zero_starts)
+        candidates = Candidates(common, valid, interval_special, special_positions, row_base)
+        result = assemble_chunks(candidates, candidate_sides, mode, bias)
+        if result is not None:
+            return result
+    raise RuntimeError("chunk assembly failed: token spans overlap or are out of order")
+
+
+def align_many_batch(
+    sides: Sequence[TokenizedBatch],
+    *,
+    mode: str = "unconstrained",
+    token_bytes: Sequence[TokenBytes | None] | None = None,
+    bias: TokenizationBias | None = None,
+    pair_specials: bool = True,
+) -> BatchMultiAlignment:
+    """Align every row of K >= 2 tokenized batches of the same texts (vectorised over the batch).
+
+    A chunk boundary is a byte position that is a token boundary on every side; each side
+    tiles each chunk exactly. K = 2 is `align_batch` (side 0 the teacher, side 1 the student).
+
+    Args:
+        sides: each tokenizer's tokens of the same texts.
+        mode: "unconstrained", "space" (needs every side's token table) or "unbiased"
+            (K = 2 only; needs bias).
+        token_bytes: per side, `token_bytes(tokenizer)` or None, for mode="space".
+        bias: tokenization-bias statistics of (side 0, side 1), for mode="unbiased".
+        pair_specials: zero-width specials at the same position on every side form a chunk.
+
+    Raises:
+        ValueError: fewer than 2 sides, the batches are not of the same texts, `unbiased`
+            with K > 2, or a mode lacks what it needs.
+    """
+    _check_sides(sides, mode)
+    tables = list(token_bytes) if token_bytes is not None else [None] * len(sides)
+    if len(tables) != len(sides):
+        raise ValueError(f"token_bytes has {len(tables)} entries for {len(sides)} sides")
+    layouts = []
+    for side in sides:  # the fast path needs every side templated: stop at the first that is not
+        layout = template_layout(side)
+        if layout is None:
+            break
+        layouts.append(layout)
+    if len(layouts) == len(sides):
+        tiled = tiled_alignment(sides, layouts, pair_specials, (mode, bias, tables))
+        if tiled is not None:
+            return tiled
+    row_base = row_offsets(sides[0].num_text_bytes + 1)[:-1]
+    return _general_alignment(sides, row_base, tables, mode, bias, pair_specials)
 
 
 def align_batch(
@@ -155,48 +276,13 @@ def align_batch(
     Raises:
         ValueError: the batches are not of the same texts, or a mode lacks what it needs.
     """
-    _check_pair(teacher, student, mode)
-    row_base = row_offsets(teacher.num_text_bytes + 1)[:-1]
-    teacher_layout = template_layout(teacher)
-    student_layout = template_layout(student) if teacher_layout is not None else None
-    if teacher_layout is not None and student_layout is not None:
-        tiled = tiled_alignment(
-            teacher,
-            student,
-            (teacher_layout, student_layout),
-            pair_specials,
-            (mode, bias, teacher_token_bytes, student_token_bytes),
-        )
-        if tiled is not None:
-            return tiled
-    t_starts, t_ends = _global_positions(teacher, row_base)
-    s_starts, s_ends = _global_positions(student, row_base)
-    t_zero = teacher.is_special & (t_ends == t_starts)
-    s_zero = student.is_special & (s_ends == s_starts)
-    t_bounds, t_slots = _side_boundaries(t_starts, t_ends, t_zero)
-    s_bounds, s_slots = _side_boundaries(s_starts, s_ends, s_zero)
-    common, t_common, s_common = _intersect_sorted(t_bounds, s_bounds)
-    t_index = _interval_index(common, t_bounds, t_slots, t_common, t_starts, ~t_zero)
-    s_index = _interval_index(common, s_bounds, s_slots, s_common, s_starts, ~s_zero)
-    t_cov, t_text, t_spec = _interval_stats(common, t_index, t_starts, t_ends, teacher.is_special)
-    s_cov, s_text, s_spec = _interval_stats(common, s_index, s_starts, s_ends, student.is_special)
-    valid = (
-        t_cov
-        & s_cov
-        & ((t_text & s_text & ~t_spec & ~s_spec) | (t_spec & s_spec & ~t_text & ~s_text))
-    )
-    t_side = Side(teacher, t_index, t_zero, t_starts, teacher_token_bytes)
-    s_side = Side(student, s_index, s_zero, s_starts, student_token_bytes)
-    interval_special = t_spec & s_spec
-    for attempt_pairs in (True, False) if pair_specials else (False,):
-        special_positions = np.zeros(0, np.int64)
-        if attempt_pairs:
-            special_positions = np.intersect1d(t_starts[t_zero], s_starts[s_zero])
-        candidates = Candidates(common, valid, interval_special, special_positions, row_base)
-        result = assemble_chunks(candidates, t_side, s_side, mode, bias)
-        if result is not None:
-            return result
-    raise RuntimeError("chunk assembly failed: token spans overlap or are out of order")
+    return align_many_batch(
+        [teacher, student],
+        mode=mode,
+        token_bytes=[teacher_token_bytes, student_token_bytes],
+        bias=bias,
+        pair_specials=pair_specials,
+    ).pair()
 
 
 def align(
@@ -232,6 +318,39 @@ def align(
         mode=mode,
         teacher_token_bytes=teacher_token_bytes,
         student_token_bytes=student_token_bytes,
+        bias=bias,
+        pair_specials=pair_specials,
+    )
+    return result.row(0)
+
+
+def align_many(
+    sides: Sequence[TokenizedText],
+    *,
+    mode: str = "unconstrained",
+    token_bytes: Sequence[TokenBytes | None] | None = None,
+    bias: TokenizationBias | None = None,
+    pair_specials: bool = True,
+) -> MultiChunkAlignment:
+    """Chunks shared by K >= 2 tokenizations of the same text (see `align_many_batch`).
+
+    Args:
+        sides: `encode(tokenizer_k, [text])[0]` for each tokenizer.
+        mode: "unconstrained", "space" (needs every side's token table) or "unbiased" (K = 2).
+        token_bytes: per side, `token_bytes(tokenizer)` or None, for mode="space".
+        bias: tokenization-bias statistics of (side 0, side 1), for mode="unbiased".
+        pair_specials: zero-width specials at the same position on every side form a chunk.
+
+    Returns:
+        Per side the chunk of every token and each chunk's last token; the chunks' byte spans.
+
+    Raises:
+        ValueError: as `align_many_batch`.
+    """
+    result = align_many_batch(
+        [TokenizedBatch.from_rows([side]) for side in sides],
+        mode=mode,
+        token_bytes=token_bytes,
         bias=bias,
         pair_specials=pair_specials,
     )

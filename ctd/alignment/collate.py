@@ -1,6 +1,8 @@
 """Collation of text or chat examples into padded torch tensors for the losses.
 
-The only module of ctd.alignment that imports torch. Chunk membership is sparse: one chunk
+`MultiTokenizerCollator` aligns K >= 2 tokenizations K-way (`align_many_batch`);
+`CrossTokenizerCollator` is its teacher/student (K = 2) view. The only module of ctd.alignment
+that imports torch. Chunk membership is sparse: one chunk
 index per token (B, T), never a dense (B, T, C) matrix.
 """
 
@@ -17,14 +19,22 @@ import numpy.typing as npt
 import torch
 from torch import Tensor
 
-from ctd.alignment.align import MODES, BatchAlignment, align_batch
+from ctd.alignment.align import MODES, align_many_batch
 from ctd.alignment.bias import TokenizationBias
 from ctd.alignment.chat import encode_chat, is_chat
+from ctd.alignment.chunk_alignment import BatchMultiAlignment
 from ctd.alignment.encode import encode_batch_recording
+from ctd.alignment.modes import check_pairwise_mode
 from ctd.alignment.ragged import TokenizedBatch
 from ctd.alignment.token_bytes import token_bytes
 
-__all__ = ["CrossTokenizerBatch", "CrossTokenizerCollator", "pad_rows"]
+__all__ = [
+    "CrossTokenizerBatch",
+    "CrossTokenizerCollator",
+    "MultiTokenizerBatch",
+    "MultiTokenizerCollator",
+    "pad_rows",
+]
 
 
 @dataclass
@@ -68,6 +78,71 @@ class CrossTokenizerBatch:
         return CrossTokenizerBatch(**moved)
 
 
+@dataclass
+class MultiTokenizerBatch:
+    """A right-padded batch of K tokenizations of the same texts with common chunk indices.
+
+    Side k's tensors are at index k of each list. Chunks are K-way: each is tiled by every side.
+    Shapes: input_ids[k], attention_mask[k], loss_mask[k], chunk_index[k] (B, T_k);
+    num_chunks (B,); chunk_num_bytes, chunk_last_token[k] (B, Cmax).
+
+    Attributes:
+        input_ids: token ids, padded with each side's pad id.
+        attention_mask: 1 on real tokens.
+        loss_mask: tokens whose likelihood counts (text; for chat, `loss_roles` content).
+        chunk_index: chunk of each token, -1 = padding or in no chunk.
+        num_chunks: chunks per row (the same on every side).
+        chunk_num_bytes: bytes per chunk, 0 for padding chunks (and zero-width special chunks).
+        chunk_last_token: last token of each chunk on each side, -1 for padding chunks.
+    """
+
+    input_ids: list[Tensor]
+    attention_mask: list[Tensor]
+    loss_mask: list[Tensor]
+    chunk_index: list[Tensor]
+    num_chunks: Tensor
+    chunk_num_bytes: Tensor
+    chunk_last_token: list[Tensor]
+
+    @property
+    def num_sides(self) -> int:
+        """K."""
+        return len(self.input_ids)
+
+    def to(self, device: torch.device | str) -> MultiTokenizerBatch:
+        """A copy with every tensor on `device`."""
+        return MultiTokenizerBatch(
+            input_ids=[x.to(device) for x in self.input_ids],
+            attention_mask=[x.to(device) for x in self.attention_mask],
+            loss_mask=[x.to(device) for x in self.loss_mask],
+            chunk_index=[x.to(device) for x in self.chunk_index],
+            num_chunks=self.num_chunks.to(device),
+            chunk_num_bytes=self.chunk_num_bytes.to(device),
+            chunk_last_token=[x.to(device) for x in self.chunk_last_token],
+        )
+
+    def pair(self, teacher: int, student: int) -> CrossTokenizerBatch:
+        """Sides `teacher` and `student` as a `CrossTokenizerBatch`, with the K-way chunks.
+
+        The K-way chunks are chunks of every pair (each side tiles each of them), coarser than
+        the pair's own alignment when K > 2.
+        """
+        return CrossTokenizerBatch(
+            teacher_input_ids=self.input_ids[teacher],
+            teacher_attention_mask=self.attention_mask[teacher],
+            teacher_loss_mask=self.loss_mask[teacher],
+            teacher_chunk_index=self.chunk_index[teacher],
+            student_input_ids=self.input_ids[student],
+            student_attention_mask=self.attention_mask[student],
+            student_loss_mask=self.loss_mask[student],
+            student_chunk_index=self.chunk_index[student],
+            num_chunks=self.num_chunks,
+            chunk_num_bytes=self.chunk_num_bytes,
+            teacher_chunk_last_token=self.chunk_last_token[teacher],
+            student_chunk_last_token=self.chunk_last_token[student],
+        )
+
+
 def _row_mask(row_starts: npt.NDArray[np.int64], width: int = 0) -> npt.NDArray[np.bool_]:
     """Real (not padding) cells of a right-padded (R, max(width, longest row)) matrix.
 
@@ -108,34 +183,34 @@ def _pad_id(tokenizer: object) -> int:
     return 0
 
 
-class CrossTokenizerCollator:
-    """Examples (str, {"text"}, or {"messages"}) -> `CrossTokenizerBatch` for the losses.
+class MultiTokenizerCollator:
+    """Examples (str, {"text"}, or {"messages"}) -> `MultiTokenizerBatch` of K tokenizations.
 
     Args:
-        teacher_tokenizer: the teacher's fast tokenizer (a transformers one for chat data).
-        student_tokenizer: the student's fast tokenizer.
-        max_teacher_length: truncate teacher tokens to this many.
-        max_student_length: truncate student tokens to this many; the trailing partial chunk
-            of a truncated pair is dropped.
-        mode: "unconstrained", "space" or "unbiased".
-        bias: `TokenizationBias` or a path to its .npz (mode="unbiased").
-        pair_specials: zero-width specials at the same position on both sides form a chunk.
+        tokenizers: K >= 2 fast tokenizers (transformers ones for chat data), side k = index k.
+        max_lengths: per side, truncate its tokens to this many; the trailing partial chunk of
+            a truncated row is dropped.
+        mode: "unconstrained", "space" or "unbiased" (K = 2 only).
+        bias: `TokenizationBias` of (side 0, side 1) or a path to its .npz (mode="unbiased").
+        pair_specials: zero-width specials at the same position on every side form a chunk.
         add_special_tokens: add each tokenizer's BOS/EOS template to plain texts.
         loss_roles: chat roles whose content counts in the loss masks.
         on_unmappable: what to do with an example whose tokens cannot be mapped to exact bytes
-            (an `<unk>`, bytes the tokenizer drops, a boundary inside a character a normalizer
-            changed): "raise" (a ValueError) or "skip" (drop it from the batch with a warning
-            naming the reason and the running count `num_skipped`). A batch in which every
-            example is unmappable raises a ValueError either way.
+            on some side (an `<unk>`, bytes the tokenizer drops, a boundary inside a character a
+            normalizer changed): "raise" (a ValueError) or "skip" (drop it from the batch with a
+            warning naming the reason and the running count `num_skipped`). A batch in which
+            every example is unmappable raises a ValueError either way.
+
+    Raises:
+        ValueError: fewer than 2 tokenizers, a length per side missing, an unknown mode or
+            `on_unmappable`, "unbiased" without bias or with K > 2.
     """
 
     def __init__(
         self,
-        teacher_tokenizer: object,
-        student_tokenizer: object,
+        tokenizers: Sequence[object],
         *,
-        max_teacher_length: int,
-        max_student_length: int,
+        max_lengths: Sequence[int],
         mode: str = "unconstrained",
         bias: TokenizationBias | str | Path | None = None,
         pair_specials: bool = True,
@@ -143,25 +218,28 @@ class CrossTokenizerCollator:
         loss_roles: Sequence[str] = ("assistant",),
         on_unmappable: str = "raise",
     ) -> None:
+        if len(tokenizers) < 2:
+            raise ValueError(f"a collator needs at least 2 tokenizers, got {len(tokenizers)}")
+        if len(max_lengths) != len(tokenizers):
+            raise ValueError(
+                f"max_lengths has {len(max_lengths)} entries for {len(tokenizers)} tokenizers"
+            )
         if on_unmappable not in ("raise", "skip"):
             raise ValueError(f"on_unmappable must be 'raise' or 'skip', got {on_unmappable!r}")
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        check_pairwise_mode(mode, len(tokenizers))
         if mode == "unbiased" and bias is None:
             raise ValueError("mode='unbiased' needs bias (see `ctd tokenizer-bias`)")
-        self.teacher_tokenizer = teacher_tokenizer
-        self.student_tokenizer = student_tokenizer
-        self.max_teacher_length = max_teacher_length
-        self.max_student_length = max_student_length
+        self.tokenizers = list(tokenizers)
+        self.max_lengths = list(max_lengths)
         self.mode = mode
         self.bias = TokenizationBias.load(bias) if isinstance(bias, (str, Path)) else bias
         self.pair_specials = pair_specials
         self.add_special_tokens = add_special_tokens
         self.loss_roles = set(loss_roles)
-        self.teacher_token_bytes = token_bytes(teacher_tokenizer)
-        self.student_token_bytes = token_bytes(student_tokenizer)
-        self.teacher_pad_id = _pad_id(teacher_tokenizer)
-        self.student_pad_id = _pad_id(student_tokenizer)
+        self.token_bytes = [token_bytes(tokenizer) for tokenizer in self.tokenizers]
+        self.pad_ids = [_pad_id(tokenizer) for tokenizer in self.tokenizers]
         self.on_unmappable = on_unmappable
         self.num_skipped = 0
 
@@ -183,25 +261,23 @@ class CrossTokenizerCollator:
         """Unmappable chat examples, found one by one (only after the batch failed)."""
         failures: dict[int, str] = {}
         for index, example in enumerate(examples):
-            for tokenizer in (self.teacher_tokenizer, self.student_tokenizer):
+            for tokenizer in self.tokenizers:
                 try:
                     self._encode(tokenizer, [example], None)
                 except ValueError as error:
                     failures.setdefault(index, str(error))
         return failures
 
-    def _encode_pair(
+    def _encode_sides(
         self, examples: list[Any]
-    ) -> tuple[TokenizedBatch, TokenizedBatch, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-        """Both sides' tokens and loss masks; unmappable examples dropped when skipping."""
+    ) -> tuple[list[TokenizedBatch], list[npt.NDArray[np.bool_]]]:
+        """Every side's tokens and loss masks; unmappable examples dropped when skipping."""
         if self.on_unmappable == "raise":
-            teacher, teacher_loss = self._encode(self.teacher_tokenizer, examples, None)
-            student, student_loss = self._encode(self.student_tokenizer, examples, None)
-            return teacher, student, teacher_loss, student_loss
+            encoded = [self._encode(tokenizer, examples, None) for tokenizer in self.tokenizers]
+            return [batch for batch, _ in encoded], [loss for _, loss in encoded]
         failures: dict[int, str] = {}
         try:
-            teacher, teacher_loss = self._encode(self.teacher_tokenizer, examples, failures)
-            student, student_loss = self._encode(self.student_tokenizer, examples, failures)
+            encoded = [self._encode(tokenizer, examples, failures) for tokenizer in self.tokenizers]
         except ValueError:
             if not (examples and all(is_chat(example) for example in examples)):
                 raise
@@ -210,15 +286,18 @@ class CrossTokenizerCollator:
                 raise
             kept = [example for index, example in enumerate(examples) if index not in failures]
             self._warn_skipped(failures, len(examples))
-            return self._encode_pair(kept)
+            return self._encode_sides(kept)
+        batches, losses = [batch for batch, _ in encoded], [loss for _, loss in encoded]
         if failures:
             self._warn_skipped(failures, len(examples))
             keep_rows = np.ones(len(examples), dtype=np.bool_)
             keep_rows[list(failures)] = False
-            teacher_loss = teacher_loss[np.repeat(keep_rows, teacher.row_lengths)]
-            student_loss = student_loss[np.repeat(keep_rows, student.row_lengths)]
-            teacher, student = teacher.select(keep_rows), student.select(keep_rows)
-        return teacher, student, teacher_loss, student_loss
+            losses = [
+                loss[np.repeat(keep_rows, batch.row_lengths)]
+                for batch, loss in zip(batches, losses, strict=True)
+            ]
+            batches = [batch.select(keep_rows) for batch in batches]
+        return batches, losses
 
     def _warn_skipped(self, failures: dict[int, str], batch_size: int) -> None:
         if len(failures) == batch_size:
@@ -230,40 +309,73 @@ class CrossTokenizerCollator:
         for index in sorted(failures):
             self.num_skipped += 1
             warnings.warn(
-                f"CrossTokenizerCollator skipped example {index} of a batch of {batch_size}: "
+                f"{type(self).__name__} skipped example {index} of a batch of {batch_size}: "
                 f"{failures[index]} ({self.num_skipped} skipped so far)",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
-    def __call__(self, examples: list[Any]) -> CrossTokenizerBatch:
-        """Tokenize, align, truncate and pad a list of examples."""
+    def collate_sides(self, examples: list[Any]) -> MultiTokenizerBatch:
+        """Tokenize, align K-way, truncate and pad a list of examples."""
         if not isinstance(examples, list):
             raise TypeError(f"examples must be a list, got {type(examples).__name__}")
-        teacher, student, teacher_loss, student_loss = self._encode_pair(examples)
-        teacher_keep = _keep_mask(teacher, self.max_teacher_length)
-        student_keep = _keep_mask(student, self.max_student_length)
-        teacher, student = (
-            teacher.truncate(self.max_teacher_length),
-            student.truncate(self.max_student_length),
-        )
-        alignment = align_batch(
-            teacher,
-            student,
+        batches, losses = self._encode_sides(examples)
+        for side, max_length in enumerate(self.max_lengths):
+            keep = _keep_mask(batches[side], max_length)
+            losses[side] = losses[side] if keep is None else losses[side][keep]
+            batches[side] = batches[side].truncate(max_length)
+        alignment = align_many_batch(
+            batches,
             mode=self.mode,
-            teacher_token_bytes=self.teacher_token_bytes,
-            student_token_bytes=self.student_token_bytes,
+            token_bytes=self.token_bytes,
             bias=self.bias,
             pair_specials=self.pair_specials,
         )
-        return _to_tensors(
-            teacher,
-            student,
-            teacher_loss if teacher_keep is None else teacher_loss[teacher_keep],
-            student_loss if student_keep is None else student_loss[student_keep],
-            alignment,
-            (self.teacher_pad_id, self.student_pad_id),
+        return _to_tensors(batches, losses, alignment, self.pad_ids)
+
+    def __call__(self, examples: list[Any]) -> MultiTokenizerBatch:
+        """`collate_sides`."""
+        return self.collate_sides(examples)
+
+
+class CrossTokenizerCollator(MultiTokenizerCollator):
+    """Examples (str, {"text"}, or {"messages"}) -> `CrossTokenizerBatch` for the losses.
+
+    The teacher/student (K = 2) view of `MultiTokenizerCollator`: side 0 is the teacher.
+
+    Args:
+        teacher_tokenizer: the teacher's fast tokenizer (a transformers one for chat data).
+        student_tokenizer: the student's fast tokenizer.
+        max_teacher_length: truncate teacher tokens to this many.
+        max_student_length: truncate student tokens to this many; the trailing partial chunk
+            of a truncated pair is dropped.
+        **options: `mode`, `bias`, `pair_specials`, `add_special_tokens`, `loss_roles`,
+            `on_unmappable`, as in `MultiTokenizerCollator`.
+    """
+
+    def __init__(
+        self,
+        teacher_tokenizer: object,
+        student_tokenizer: object,
+        *,
+        max_teacher_length: int,
+        max_student_length: int,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            [teacher_tokenizer, student_tokenizer],
+            max_lengths=[max_teacher_length, max_student_length],
+            **options,
         )
+        self.teacher_tokenizer, self.student_tokenizer = teacher_tokenizer, student_tokenizer
+        self.max_teacher_length = max_teacher_length
+        self.max_student_length = max_student_length
+        self.teacher_token_bytes, self.student_token_bytes = self.token_bytes
+        self.teacher_pad_id, self.student_pad_id = self.pad_ids
+
+    def __call__(self, examples: list[Any]) -> CrossTokenizerBatch:  # type: ignore[override]
+        """Tokenize, align, truncate and pad a list of examples."""
+        return self.collate_sides(examples).pair(0, 1)
 
 
 def _keep_mask(batch: TokenizedBatch, max_length: int) -> npt.NDArray[np.bool_] | None:
@@ -275,33 +387,38 @@ def _keep_mask(batch: TokenizedBatch, max_length: int) -> npt.NDArray[np.bool_] 
 
 
 def _to_tensors(
-    teacher: TokenizedBatch,
-    student: TokenizedBatch,
-    teacher_loss: npt.NDArray[np.bool_],
-    student_loss: npt.NDArray[np.bool_],
-    alignment: BatchAlignment,
-    pad_ids: tuple[int, int],
-) -> CrossTokenizerBatch:
-    """Pad everything into tensors. Shapes: see `CrossTokenizerBatch`."""
-    sides = {}
-    for name, side, loss, chunk_index, pad_id in (
-        ("teacher", teacher, teacher_loss, alignment.teacher_chunk_index, pad_ids[0]),
-        ("student", student, student_loss, alignment.student_chunk_index, pad_ids[1]),
+    sides: Sequence[TokenizedBatch],
+    losses: Sequence[npt.NDArray[np.bool_]],
+    alignment: BatchMultiAlignment,
+    pad_ids: Sequence[int],
+) -> MultiTokenizerBatch:
+    """Pad everything into tensors. Shapes: see `MultiTokenizerBatch`."""
+    padded: dict[str, list[Tensor]] = {
+        "input_ids": [],
+        "attention_mask": [],
+        "loss_mask": [],
+        "chunk_index": [],
+    }
+    for side, loss, chunk_index, pad_id in zip(
+        sides, losses, alignment.chunk_index, pad_ids, strict=True
     ):
         mask = _row_mask(side.row_starts)  # (B, T)
-        sides[f"{name}_input_ids"] = pad_rows(side.input_ids, side.row_starts, pad_id, 0, mask)
-        sides[f"{name}_attention_mask"] = mask.astype(np.int64)
-        sides[f"{name}_loss_mask"] = pad_rows(loss, side.row_starts, False, 0, mask)
-        sides[f"{name}_chunk_index"] = pad_rows(chunk_index, side.row_starts, -1, 0, mask)
+        for name, values in (
+            ("input_ids", pad_rows(side.input_ids, side.row_starts, pad_id, 0, mask)),
+            ("attention_mask", mask.astype(np.int64)),
+            ("loss_mask", pad_rows(loss, side.row_starts, False, 0, mask)),
+            ("chunk_index", pad_rows(chunk_index, side.row_starts, -1, 0, mask)),
+        ):
+            padded[name].append(torch.from_numpy(values))
     chunk_rows = alignment.chunk_row_starts
     chunk_mask = _row_mask(chunk_rows)  # (B, Cmax)
     num_bytes = alignment.chunk_byte_ends - alignment.chunk_byte_starts
-    sides["num_chunks"] = alignment.num_chunks
-    sides["chunk_num_bytes"] = pad_rows(num_bytes, chunk_rows, 0, 0, chunk_mask)
-    for name, last in (
-        ("teacher", alignment.teacher_chunk_last_token),
-        ("student", alignment.student_chunk_last_token),
-    ):
-        sides[f"{name}_chunk_last_token"] = pad_rows(last, chunk_rows, -1, 0, chunk_mask)
-    tensors = {key: torch.from_numpy(value) for key, value in sides.items()}
-    return CrossTokenizerBatch(**tensors)
+    return MultiTokenizerBatch(
+        **padded,
+        num_chunks=torch.from_numpy(alignment.num_chunks),
+        chunk_num_bytes=torch.from_numpy(pad_rows(num_bytes, chunk_rows, 0, 0, chunk_mask)),
+        chunk_last_token=[
+            torch.from_numpy(pad_rows(last, chunk_rows, -1, 0, chunk_mask))
+            for last in alignment.chunk_last_token
+        ],
+    )
