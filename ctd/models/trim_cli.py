@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import traceback
 from pathlib import Path
+
+from ctd.cli_support import report_user_error
 
 __all__ = ["main"]
 
@@ -82,10 +82,7 @@ def main(argv: list[str]) -> int:
     try:
         report = run(args)
     except (ValueError, OSError, TypeError) as error:
-        if args.debug:
-            traceback.print_exc()
-        print(f"ctd make-drafter: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+        return report_user_error("ctd make-drafter", error, debug=args.debug)
     print(
         f"{report['kind']} drafter with {report['layers']} of {report['target_layers']} layers "
         f"({report['drafter_parameters']:,} parameters, {report['parameter_ratio']:.1%} of the "
