@@ -1,0 +1,322 @@
+"""A token LM as a byte LM: next-byte distributions marginalised over covering tokenizations.
+
+The probability that a token LM's output starts with the bytes x is the sum, over the token
+sequences that *cover* x, of their prefix probabilities: every token but the last ends inside
+x, and the last one reaches or straddles its end (the Byte-Token Representation lemma of Phan
+et al. 2024, arXiv 2410.09303; the beam-summing of genlm-bytes, Vieira et al. 2024,
+arXiv 2412.03719). Then P(b | x) = P(xb) / P(x) and P(EOS | x) = P(x, EOS) / P(x).
+
+Here the covers live in a beam of *hypotheses* (a token prefix whose bytes end exactly at some
+position of x, plus the bytes of x after it, which the next token must start with). Tokens are
+kept in byte order, so the tokens that start with a given prefix are one contiguous range and
+every hypothesis's mass over the 256 next bytes is one `np.add.reduceat`. A hypothesis whose
+pending bytes spell a whole token forks: the token is committed (one cached forward step) and
+the old hypothesis keeps only the strictly longer tokens. With `beam_width=None` and
+`prune_threshold=0` the result is exact (exponential in the text length: tests only); a finite
+beam keeps the `beam_width` hypotheses of largest mass, which makes every next-byte distribution
+a proper distribution of a slightly different byte LM (its error is measured in BENCHMARKS.md).
+
+The token LM's distribution is restricted to the tokens that spell bytes (not special, not a
+role token such as BOS, not `<unk>`, not empty) plus EOS, and renormalised. A tokenizer that
+adds a dummy-prefix space conditions on that space. Next-byte distributions have 257 entries:
+bytes 0..255, then EOS.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from ctd.alignment.encode import template_special_ids
+from ctd.alignment.token_bytes import token_bytes
+from ctd.decoding import CachedModel
+
+__all__ = ["EOS_INDEX", "ByteLM", "ByteLMState", "TokenByteTrie", "context_ids"]
+
+EOS_INDEX = 256
+"""Index of end-of-sequence in a next-byte distribution (bytes are 0..255)."""
+
+Floats = npt.NDArray[np.float64]
+
+
+def context_ids(tokenizer: Any) -> list[int]:
+    """The ids a text is conditioned on: the tokenizer's own prefix (BOS), else BOS or EOS.
+
+    Raises:
+        ValueError: the tokenizer adds no prefix and has neither a BOS nor an EOS token.
+    """
+    prefix, _ = template_special_ids(tokenizer)
+    if prefix:
+        return list(prefix)
+    for attribute in ("bos_token_id", "eos_token_id"):
+        value = getattr(tokenizer, attribute, None)
+        if isinstance(value, int):
+            return [value]
+    raise ValueError("the tokenizer adds no BOS and has no bos/eos token to condition a text on")
+
+
+class TokenByteTrie:
+    """The byte-spelling tokens of a tokenizer in byte order, with prefix ranges.
+
+    Attributes:
+        sorted_ids: token ids in byte order (N,) int64.
+        keys: their bytes, sorted.
+        vocab_size: the tokenizer's id count V.
+        prepends_space: the tokenizer adds a dummy-prefix space to a text.
+        uncovered_bytes: byte values no token starts with (texts containing them get p = 0).
+
+    Raises:
+        ValueError: the tokenizer cannot be mapped onto bytes (a normalizer that changes the
+            text, a pre-tokenizer that drops whitespace, or no byte-spelling token).
+    """
+
+    def __init__(self, tokenizer: Any, *, name: str = "the member") -> None:
+        table = token_bytes(tokenizer)
+        if table.drops_whitespace:
+            raise ValueError(f"{name}'s tokenizer cannot be mapped onto bytes: it drops whitespace")
+        if table.normalizer is not None:
+            raise ValueError(
+                f"{name}'s tokenizer cannot be mapped onto bytes: its normalizer "
+                f"({table.normalizer}) changes the text"
+            )
+        # role tokens (BOS, EOS, ...) that tokenizer.json leaves unflagged are not text either
+        excluded = {table.unk_id, *getattr(tokenizer, "all_special_ids", [])}
+        eligible = [
+            index
+            for index, spelled in enumerate(table.bytes_of)
+            if spelled and not table.is_special[index] and index not in excluded
+        ]
+        if not eligible:
+            raise ValueError(f"{name}'s tokenizer cannot be mapped onto bytes: no token has bytes")
+        eligible.sort(key=lambda index: table.bytes_of[index])
+        self.sorted_ids = np.asarray(eligible, dtype=np.int64)
+        self.keys = [table.bytes_of[index] for index in eligible]
+        self.vocab_size = table.vocab_size
+        self.prepends_space = table.prepends_space
+        self.uncovered_bytes = sorted(set(range(256)) - {key[0] for key in self.keys})
+        self._beyond = b"\xff" * (max(len(key) for key in self.keys) + 1)
+        self._bounds: dict[bytes, npt.NDArray[np.int64]] = {}
+
+    def bounds(self, prefix: bytes) -> npt.NDArray[np.int64]:
+        """Sorted positions delimiting the tokens that start with `prefix`.
+
+        Entry 0 is where they start (tokens equal to `prefix` come first), entry 1 + b where
+        those continuing with byte b start, entry 257 where they end.
+
+        Shapes: returns (258,) int64.
+        """
+        found = self._bounds.get(prefix)
+        if found is not None:
+            return found
+        keys = self.keys
+        start = bisect.bisect_left(keys, prefix)
+        end = bisect.bisect_left(keys, prefix + self._beyond, start)
+        children = [bisect.bisect_left(keys, prefix + bytes([b]), start, end) for b in range(256)]
+        result = np.asarray([start, *children, end], dtype=np.int64)
+        if len(self._bounds) > 200_000:
+            self._bounds.clear()
+        self._bounds[prefix] = result
+        return result
+
+
+@dataclass
+class _Node:
+    """A token prefix whose bytes end at a byte position: its cache and next-token masses."""
+
+    cached: CachedModel
+    sorted_probs: Floats  # (N + 1,): q(token | prefix) in byte order, then a 0 pad
+    eos_prob: float
+    token_ids: tuple[int, ...]
+
+
+@dataclass
+class _Hypothesis:
+    node: _Node
+    pending: bytes  # bytes after the node's end that its next token must start with
+    log_weight: float  # log q(node's token prefix)
+
+
+@dataclass
+class ByteLMState:
+    """The beam after some bytes; `ByteLM.advance` consumes it (its caches move on)."""
+
+    hypotheses: list[_Hypothesis]
+    num_bytes: int
+    consumed: bool = field(default=False)
+
+
+class ByteLM:
+    """Next-byte distributions of a Hugging Face causal LM through its own tokenizer.
+
+    Args:
+        model: a causal LM whose first V output rows are the tokenizer's ids.
+        tokenizer: its fast tokenizer.
+        beam_width: hypotheses kept after each byte (None: all, exact).
+        prune_threshold: drop hypotheses below this share of the beam's mass (0: none).
+        eos_token_id: the id that ends a text (default: the tokenizer's EOS; None: no EOS).
+        name: how errors name this member.
+
+    Raises:
+        ValueError: the tokenizer cannot be mapped onto bytes, the model has fewer output rows
+            than the tokenizer has ids, or beam_width < 1.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        beam_width: int | None = 8,
+        prune_threshold: float = 0.0,
+        eos_token_id: int | None | str = "tokenizer",
+        name: str = "the member",
+    ) -> None:
+        if beam_width is not None and beam_width < 1:
+            raise ValueError(f"beam_width must be at least 1 (or None for exact), got {beam_width}")
+        if not 0.0 <= prune_threshold < 1.0:
+            raise ValueError(f"prune_threshold must be in [0, 1), got {prune_threshold}")
+        self.name = name
+        self.trie = TokenByteTrie(tokenizer, name=name)
+        rows = int(model.get_output_embeddings().weight.shape[0])
+        if rows < self.trie.vocab_size:
+            raise ValueError(f"{name} has {rows} output rows for {self.trie.vocab_size} token ids")
+        self.model = model.eval()
+        self.beam_width = beam_width
+        self.log_prune = math.log(prune_threshold) if prune_threshold > 0 else -math.inf
+        eos = tokenizer.eos_token_id if eos_token_id == "tokenizer" else eos_token_id
+        self.eos_token_id: int | None = None if eos is None else int(eos)
+        self.context = context_ids(tokenizer)
+        self.forward_calls = 0
+
+    def _node(self, cached: CachedModel, logits: torch.Tensor, token_ids: tuple[int, ...]) -> _Node:
+        """Next-token masses over the byte-spelling tokens and EOS, renormalised."""
+        self.forward_calls += 1
+        logits = logits[: self.trie.vocab_size].double()
+        kept = logits[torch.from_numpy(self.trie.sorted_ids)]
+        eos = (
+            logits[self.eos_token_id : self.eos_token_id + 1]
+            if self.eos_token_id is not None
+            else kept[:0]
+        )
+        log_norm = torch.logsumexp(torch.cat([kept, eos]), 0)
+        probs = torch.exp(kept - log_norm).numpy()
+        eos_prob = float(torch.exp(eos - log_norm).sum())
+        return _Node(cached, np.append(probs, 0.0), eos_prob, token_ids)
+
+    def initial(self) -> ByteLMState:
+        """The state before any byte (after the dummy-prefix space, if the tokenizer adds one)."""
+        cached = CachedModel(self.model)
+        logits = cached.prefill(torch.tensor([self.context], device=cached.device))[0, -1]
+        state = ByteLMState([_Hypothesis(self._node(cached, logits, ()), b"", 0.0)], 0)
+        if self.trie.prepends_space:
+            state = self.advance(state, 0x20)
+            state.num_bytes = 0
+        return state
+
+    def next_byte_logprobs(self, state: ByteLMState) -> Floats:
+        """Log P(b | bytes so far) for b = 0..255 and EOS (index 256); exp sums to 1.
+
+        Shapes: returns (257,) float64.
+        """
+        reference = max(hypothesis.log_weight for hypothesis in state.hypotheses)
+        masses = np.zeros(257, dtype=np.float64)
+        for hypothesis in state.hypotheses:
+            bounds = self.trie.bounds(hypothesis.pending)
+            segment = hypothesis.node.sorted_probs[bounds[1] : bounds[257] + 1]
+            sums = np.add.reduceat(segment, bounds[1:] - bounds[1])[:256]
+            sums[bounds[1:257] == bounds[2:258]] = 0.0  # reduceat's empty ranges
+            scale = math.exp(hypothesis.log_weight - reference)
+            masses[:256] += scale * sums
+            if not hypothesis.pending:
+                masses[EOS_INDEX] += scale * hypothesis.node.eos_prob
+        with np.errstate(divide="ignore"):
+            return np.log(masses) - math.log(masses.sum())
+
+    def _candidates(self, state: ByteLMState, byte: int) -> list[tuple[float, _Hypothesis, int]]:
+        """(log mass, hypothesis, token to commit or -1) of every way to extend by `byte`."""
+        found: list[tuple[float, _Hypothesis, int]] = []
+        for hypothesis in state.hypotheses:
+            pending = hypothesis.pending + bytes([byte])
+            bounds = self.trie.bounds(pending)
+            probs = hypothesis.node.sorted_probs
+            longer = float(probs[bounds[1] : bounds[257]].sum())
+            if longer > 0:
+                extended = _Hypothesis(hypothesis.node, pending, hypothesis.log_weight)
+                found.append((hypothesis.log_weight + math.log(longer), extended, -1))
+            for position in range(int(bounds[0]), int(bounds[1])):  # tokens spelling `pending`
+                if probs[position] > 0:
+                    log_weight = hypothesis.log_weight + math.log(probs[position])
+                    committed = _Hypothesis(hypothesis.node, b"", log_weight)
+                    found.append((log_weight, committed, int(self.trie.sorted_ids[position])))
+        return found
+
+    def _prune(
+        self, found: list[tuple[float, _Hypothesis, int]]
+    ) -> list[tuple[float, _Hypothesis, int]]:
+        found.sort(key=lambda item: -item[0])
+        log_total = float(np.logaddexp.reduce([item[0] for item in found]))
+        kept = [item for item in found if item[0] - log_total >= self.log_prune]
+        return kept if self.beam_width is None else kept[: self.beam_width]
+
+    def advance(self, state: ByteLMState, byte: int) -> ByteLMState:
+        """The state after one more byte. Consumes `state` (its caches are reused).
+
+        Raises:
+            ValueError: the byte has probability 0 under this model, or `state` was consumed.
+        """
+        if state.consumed:
+            raise ValueError("this ByteLMState was already advanced; keep the returned state")
+        state.consumed = True
+        found = self._candidates(state, byte)
+        if not found:
+            raise ValueError(
+                f"{self.name} gives byte 0x{byte:02x} probability 0 after {state.num_bytes} bytes"
+            )
+        kept = self._prune(found)
+        still_read = {id(item[1].node) for item in kept if item[2] < 0}
+        uses_left: dict[int, int] = {}
+        for _, hypothesis, token in kept:
+            if token >= 0:
+                uses_left[id(hypothesis.node)] = uses_left.get(id(hypothesis.node), 0) + 1
+        hypotheses = []
+        for _, hypothesis, token in kept:
+            if token >= 0:
+                parent = hypothesis.node
+                uses_left[id(parent)] -= 1
+                reuse = uses_left[id(parent)] == 0 and id(parent) not in still_read
+                hypothesis = self._commit(hypothesis, token, reuse)
+            hypotheses.append(hypothesis)
+        return ByteLMState(hypotheses, state.num_bytes + 1)
+
+    def _commit(self, hypothesis: _Hypothesis, token: int, reuse: bool) -> _Hypothesis:
+        parent = hypothesis.node
+        cached = parent.cached if reuse else _fork(parent.cached)
+        logits = cached.step(torch.tensor([[token]], device=cached.device))[0, -1]
+        node = self._node(cached, logits, (*parent.token_ids, token))
+        return _Hypothesis(node, b"", hypothesis.log_weight)
+
+    def score(self, data: bytes, *, include_eos: bool = False) -> Floats:
+        """Log P(byte_i | bytes before it) for every byte (then EOS, if asked).
+
+        Shapes: returns (len(data),) float64, (len(data) + 1,) with include_eos.
+        """
+        state = self.initial()
+        logprobs = []
+        for byte in data:
+            logprobs.append(self.next_byte_logprobs(state)[byte])
+            state = self.advance(state, byte)
+        if include_eos:
+            logprobs.append(self.next_byte_logprobs(state)[EOS_INDEX])
+        return np.asarray(logprobs, dtype=np.float64)
+
+
+def _fork(cached: CachedModel) -> CachedModel:
+    """A copy of a cached model with its own cache (the weights are shared, not copied)."""
+    return copy.deepcopy(cached, memo={id(cached.model): cached.model})

@@ -1,0 +1,120 @@
+"""ByteLM: next-byte distributions against brute-force enumeration of tokenizations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from ensemble_support import (
+    brute_force_logprob,
+    byte_spelling_ids,
+    fixture_tokenizer,
+    tiny_bpe,
+    tiny_llama,
+)
+from tokenizers import Tokenizer, normalizers
+from transformers import PreTrainedTokenizerFast
+
+from ctd.ensemble.byte_lm import EOS_INDEX, ByteLM
+from ctd.models.byte_level import to_byte_level
+
+
+@pytest.fixture(scope="module")
+def bpe():  # type: ignore[no-untyped-def]
+    tokenizer = tiny_bpe()
+    return tokenizer, tiny_llama(len(tokenizer))
+
+
+@pytest.mark.parametrize("text", [b"the", b"a cat", b"that ", b"hat,"])
+def test_exact_logprob_with_eos_is_the_sum_over_all_tokenizations(bpe, text) -> None:  # type: ignore[no-untyped-def]
+    tokenizer, model = bpe
+    ours = ByteLM(model, tokenizer, beam_width=None).score(text, include_eos=True).sum()
+    context = [tokenizer.bos_token_id]
+    reference = brute_force_logprob(model, tokenizer, text, context=context, with_eos=True)
+    assert ours == pytest.approx(reference, abs=1e-9)
+    canonical = tokenizer(text.decode(), add_special_tokens=False).input_ids
+    spelled = byte_spelling_ids(tokenizer)
+    allowed = [*spelled, tokenizer.eos_token_id]
+    full = torch.tensor([[*context, *canonical]])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(input_ids=full).logits[0, :, allowed].double(), -1)
+    column = {index: i for i, index in enumerate(allowed)}
+    steps = [logprobs[t, column[index]] for t, index in enumerate([*canonical, 1])]
+    assert ours >= float(sum(steps)) - 1e-12
+
+
+@pytest.mark.parametrize("text", [b"the cat", b"a hat, t"])
+def test_exact_prefix_logprob_is_the_sum_over_covers(bpe, text) -> None:  # type: ignore[no-untyped-def]
+    tokenizer, model = bpe
+    ours = ByteLM(model, tokenizer, beam_width=None).score(text).sum()
+    reference = brute_force_logprob(
+        model, tokenizer, text, context=[tokenizer.bos_token_id], with_eos=False
+    )
+    assert ours == pytest.approx(reference, abs=1e-9)
+
+
+@pytest.mark.parametrize("beam_width", [None, 1, 3])
+def test_next_byte_distributions_with_eos_sum_to_one(bpe, beam_width) -> None:  # type: ignore[no-untyped-def]
+    tokenizer, model = bpe
+    lm = ByteLM(model, tokenizer, beam_width=beam_width)
+    state = lm.initial()
+    for byte in b"then the rat":
+        logprobs = lm.next_byte_logprobs(state)
+        assert logprobs.shape == (257,)
+        assert math.fsum(np.exp(logprobs)) == pytest.approx(1.0, abs=1e-12)
+        state = lm.advance(state, byte)
+    if beam_width is None:  # a narrow beam may hold only hypotheses inside a token
+        assert np.exp(lm.next_byte_logprobs(state))[EOS_INDEX] > 0
+
+
+def test_a_wide_beam_is_exact_and_a_narrow_one_close(bpe) -> None:  # type: ignore[no-untyped-def]
+    tokenizer, model = bpe
+    text = b"the cat sat"
+    exact = ByteLM(model, tokenizer, beam_width=None).score(text).sum()
+    assert ByteLM(model, tokenizer, beam_width=10_000).score(text).sum() == pytest.approx(exact)
+    narrow = ByteLM(model, tokenizer, beam_width=2).score(text).sum()
+    assert narrow != exact
+    assert abs(narrow - exact) < 0.2 * abs(exact)
+
+
+def test_byte_only_vocabulary_gives_the_token_probabilities(bpe) -> None:  # type: ignore[no-untyped-def]
+    byte_tokenizer = to_byte_level(bpe[0])
+    model = tiny_llama(len(byte_tokenizer), seed=3)
+    text = "a cat"
+    ids = byte_tokenizer(text, add_special_tokens=False).input_ids
+    context = [byte_tokenizer.bos_token_id]
+    allowed = list(range(256)) + [byte_tokenizer.eos_token_id]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([context + ids])).logits[0].double()
+    logprobs = torch.log_softmax(logits[:, allowed], -1)
+    expected = [float(logprobs[t, token]) for t, token in enumerate(ids)]
+    ours = ByteLM(model, byte_tokenizer, beam_width=1).score(text.encode())
+    np.testing.assert_allclose(ours, expected, atol=1e-10)
+
+
+def test_dummy_prefix_space_is_conditioned_on() -> None:
+    tokenizer = fixture_tokenizer("phi3", bos="<s>", eos="</s>")
+    model = tiny_llama(len(tokenizer), seed=5, width=16)
+    text = b"hi"
+    lm = ByteLM(model, tokenizer, beam_width=None)
+    assert lm.trie.prepends_space
+    ours = lm.score(text, include_eos=True).sum()
+    context = [tokenizer.bos_token_id]
+    joint = brute_force_logprob(model, tokenizer, b" " + text, context=context, with_eos=True)
+    space = brute_force_logprob(model, tokenizer, b" ", context=context, with_eos=False)
+    assert ours == pytest.approx(joint - space, abs=1e-9)
+
+
+def test_tokenizers_that_cannot_be_mapped_onto_bytes_are_refused(bpe) -> None:  # type: ignore[no-untyped-def]
+    tokenizer, model = bpe
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.normalizer = normalizers.Lowercase()
+    lowered = PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token="<eos>", bos_token="<bos>"
+    )
+    with pytest.raises(ValueError, match="cannot be mapped onto bytes: its normalizer"):
+        ByteLM(model, lowered)
+    with pytest.raises(ValueError, match="beam_width"):
+        ByteLM(model, tokenizer, beam_width=0)
