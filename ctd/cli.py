@@ -34,6 +34,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "speculative decoding with a drafter (any tokenizer): alpha, tau, MBSU, tokens/s",
     ),
     "demo": ("ctd.demo", "the main job: move SmolLM2-135M to bytes with ALM, offline"),
+    "ensemble": (
+        "ctd.ensemble.cli",
+        "bits per byte of models and of their ensemble (lockstep or byte level)",
+    ),
+    "evaluate": (
+        "ctd.evaluation.cli",
+        "zero-shot accuracy on downstream tasks (PIQA, ARC, ...) and bits per byte of a model",
+    ),
 }
 
 

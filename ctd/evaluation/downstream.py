@@ -1,0 +1,332 @@
+"""Zero-shot downstream scoring of any causal LM: multiple choice by log-likelihood, and BPB.
+
+A request is a (context, continuation) pair. It is tokenized with lm-eval-harness's rule for
+Hugging Face models (`HFLM._encode_pair`): trailing spaces of the context move to the start of
+the continuation, the concatenation is tokenized once, and the continuation's tokens are the
+ones after the context's own token count; an empty context becomes the model's BOS (else EOS)
+token. Inputs longer than the model's context are cut on the left. Its score is the summed
+log-probability of the continuation tokens, and whether each is the argmax (greedy).
+
+A multiple-choice question is answered by the choice with the highest score (`acc`), or with
+the highest score per UTF-8 byte of its continuation (`acc_per_byte`, which does not depend on
+how a tokenizer cuts the text, so models with different tokenizers compare fairly); a greedy
+task (LAMBADA) by whether greedy decoding gives the continuation.
+Reference: Gao et al., lm-evaluation-harness; Gu et al. 2024, OLMES (arXiv 2406.08446).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+
+from ctd.evaluation.tasks import GREEDY, Question
+
+HEAD_ROWS_PER_CHUNK = 256
+"""Positions whose logits are computed at once (bounds memory for large vocabularies)."""
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """Token ids of a context (at least one) and of the continuation scored after it."""
+
+    context_ids: tuple[int, ...]
+    continuation_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RequestScore:
+    """Summed continuation log-probability (nats), and whether every token was the argmax."""
+
+    logprob: float
+    is_greedy: bool
+    num_tokens: int
+
+
+def prefix_token_id(tokenizer: Any) -> int:
+    """The token an empty context stands for: BOS, else EOS.
+
+    Raises:
+        ValueError: The tokenizer has neither.
+    """
+    for token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
+        if token_id is not None:
+            return int(token_id)
+    raise ValueError("the tokenizer has no BOS or EOS token to stand for an empty context")
+
+
+def _encode(tokenizer: Any, text: str, add_special_tokens: bool) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+
+def encode_pair(
+    tokenizer: Any, context: str, continuation: str, *, add_special_tokens: bool = False
+) -> TokenRequest:
+    """Tokenize a request the way lm-eval-harness does for Hugging Face causal LMs.
+
+    Raises:
+        ValueError: The continuation gets no token of its own.
+    """
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        context, continuation = context[:-spaces], context[-spaces:] + continuation
+    if not context:
+        context_ids = [prefix_token_id(tokenizer)]
+        continuation_ids = _encode(tokenizer, continuation, add_special_tokens)
+    else:
+        whole_ids = _encode(tokenizer, context + continuation, add_special_tokens)
+        context_ids = _encode(tokenizer, context, add_special_tokens)
+        continuation_ids = whole_ids[len(context_ids) :]
+    if not continuation_ids:
+        raise ValueError(f"continuation {continuation!r} gets no token after {context[-40:]!r}")
+    return TokenRequest(tuple(context_ids), tuple(continuation_ids))
+
+
+def model_max_length(model: nn.Module, tokenizer: Any | None = None) -> int:
+    """The longest input the model takes: its config's positions, else the tokenizer's or 2048."""
+    config = getattr(model, "config", None)
+    for name in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and 0 < limit < 10**9 else 2048
+
+
+def _model_input(request: TokenRequest, max_length: int) -> list[int]:
+    if len(request.continuation_ids) > max_length:
+        raise ValueError(
+            f"a continuation of {len(request.continuation_ids)} tokens exceeds the model's "
+            f"{max_length}-token context"
+        )
+    return [*request.context_ids, *request.continuation_ids][-(max_length + 1) :][:-1]
+
+
+def _head_scores(model: nn.Module, hidden_rows: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """Log-probability of each target and whether it is the argmax, a chunk of rows at a time.
+
+    Shapes: hidden_rows (N, d), targets (N,) -> (N,) float32, (N,) bool.
+    """
+    head: Any = model.get_output_embeddings()  # type: ignore[operator]
+    softcap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
+    logprobs, greedy = [], []
+    for start in range(0, hidden_rows.shape[0], HEAD_ROWS_PER_CHUNK):
+        rows = slice(start, start + HEAD_ROWS_PER_CHUNK)
+        logits = head(hidden_rows[rows]).float()  # (n, V)
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        picked = F.log_softmax(logits, dim=-1).gather(1, targets[rows, None])[:, 0]
+        logprobs.append(picked)
+        greedy.append(logits.argmax(dim=-1) == targets[rows])
+    return torch.cat(logprobs), torch.cat(greedy)
+
+
+def _score_batch(
+    model: nn.Module, inputs: Sequence[list[int]], requests: Sequence[TokenRequest]
+) -> list[RequestScore]:
+    """Score right-padded inputs in one forward pass."""
+    device = next(model.parameters()).device
+    length = max(len(ids) for ids in inputs)
+    input_ids = torch.zeros(len(inputs), length, dtype=torch.long)
+    attention_mask = torch.zeros(len(inputs), length, dtype=torch.long)
+    rows: list[int] = []
+    positions: list[int] = []
+    targets: list[int] = []
+    for row, (ids, request) in enumerate(zip(inputs, requests, strict=True)):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = 1
+        count = len(request.continuation_ids)
+        rows += [row] * count
+        positions += range(len(ids) - count, len(ids))
+        targets += request.continuation_ids
+    base: Any = model.base_model
+    hidden = base(
+        input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)
+    ).last_hidden_state  # (B, T, d)
+    logprobs, greedy = _head_scores(
+        model,
+        hidden[torch.tensor(rows), torch.tensor(positions)],
+        torch.tensor(targets, device=device),
+    )
+    scores, start = [], 0
+    for request in requests:
+        end = start + len(request.continuation_ids)
+        scores.append(
+            RequestScore(
+                float(logprobs[start:end].sum()), bool(greedy[start:end].all()), end - start
+            )
+        )
+        start = end
+    return scores
+
+
+def _batches(order: list[int], batch_size: int) -> Iterator[list[int]]:
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+@torch.no_grad()
+def score_requests(
+    model: nn.Module,
+    requests: Sequence[TokenRequest],
+    *,
+    batch_size: int = 8,
+    max_length: int | None = None,
+    progress: bool | None = False,
+) -> list[RequestScore]:
+    """Score token requests in batches, longest first; results in the order given.
+
+    Args:
+        model: A Hugging Face causal LM (`base_model` gives the last hidden state).
+        requests: The requests.
+        batch_size: Requests per forward pass.
+        max_length: The model's context (default `model_max_length(model)`).
+        progress: Show a progress bar (None: only on a terminal).
+
+    Raises:
+        ValueError: A continuation longer than the context, or batch_size < 1.
+    """
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    limit = max_length if max_length is not None else model_max_length(model)
+    inputs = [_model_input(request, limit) for request in requests]
+    order = sorted(range(len(requests)), key=lambda i: -len(inputs[i]))
+    scores: list[RequestScore | None] = [None] * len(requests)
+    was_training = model.training
+    model.eval()
+    try:
+        batches = list(_batches(order, batch_size))
+        for batch in tqdm(
+            batches, desc="scoring", disable=None if progress is None else not progress
+        ):
+            batch_scores = _score_batch(
+                model, [inputs[i] for i in batch], [requests[i] for i in batch]
+            )
+            for index, score in zip(batch, batch_scores, strict=True):
+                scores[index] = score
+    finally:
+        model.train(was_training)
+    return [score for score in scores if score is not None]
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """Accuracy on one task; `acc_per_byte` is None for a greedy task."""
+
+    num_questions: int
+    acc: float
+    acc_per_byte: float | None
+    gold_bits_per_byte: float
+    """Bits per UTF-8 byte of the gold continuations given their contexts."""
+
+
+def _argmax(values: Sequence[float]) -> int:
+    return max(range(len(values)), key=lambda i: (values[i], -i))
+
+
+def task_result(
+    questions: Sequence[Question], scores: Sequence[RequestScore], kind: str
+) -> TaskResult:
+    """Aggregate the scores of every choice of every question (in question, choice order)."""
+    correct = per_byte_correct = 0
+    gold_nats, gold_bytes = 0.0, 0
+    start = 0
+    for question in questions:
+        choices = scores[start : start + len(question.continuations)]
+        start += len(choices)
+        num_bytes = [len(text.encode("utf-8")) for text in question.continuations]
+        if kind == GREEDY:
+            correct += choices[question.gold].is_greedy
+        else:
+            correct += _argmax([s.logprob for s in choices]) == question.gold
+            per_byte = [s.logprob / max(1, n) for s, n in zip(choices, num_bytes, strict=True)]
+            per_byte_correct += _argmax(per_byte) == question.gold
+        gold_nats -= choices[question.gold].logprob
+        gold_bytes += num_bytes[question.gold]
+    count = max(1, len(questions))
+    return TaskResult(
+        len(questions),
+        correct / count,
+        None if kind == GREEDY else per_byte_correct / count,
+        gold_nats / math.log(2.0) / max(1, gold_bytes),
+    )
+
+
+def evaluate_questions(
+    model: nn.Module,
+    tokenizer: Any,
+    questions: Sequence[Question],
+    kind: str,
+    *,
+    batch_size: int = 8,
+    max_length: int | None = None,
+    add_special_tokens: bool = False,
+    progress: bool | None = False,
+) -> TaskResult:
+    """Score every choice of every question and aggregate (`task_result`)."""
+    requests = [
+        encode_pair(tokenizer, context, continuation, add_special_tokens=add_special_tokens)
+        for question in questions
+        for context, continuation in zip(question.contexts, question.continuations, strict=True)
+    ]
+    scores = score_requests(
+        model, requests, batch_size=batch_size, max_length=max_length, progress=progress
+    )
+    return task_result(questions, scores, kind)
+
+
+def rolling_windows(token_ids: Sequence[int], prefix_id: int, window: int) -> list[TokenRequest]:
+    """Disjoint windows that score every token once (lm-eval's rolling log-likelihood).
+
+    The first window's context is `prefix_id`; each later one's is the token before it.
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    requests = []
+    for start in range(0, len(token_ids), window):
+        context = (prefix_id,) if start == 0 else (int(token_ids[start - 1]),)
+        requests.append(TokenRequest(context, tuple(token_ids[start : start + window])))
+    return requests
+
+
+@dataclass(frozen=True)
+class TextResult:
+    """Bits per UTF-8 byte of a text, every token scored once."""
+
+    bits_per_byte: float
+    num_bytes: int
+    num_tokens: int
+
+
+def text_bits_per_byte(
+    model: nn.Module,
+    tokenizer: Any,
+    text: str,
+    *,
+    batch_size: int = 8,
+    max_length: int | None = None,
+    progress: bool | None = False,
+) -> TextResult:
+    """Bits per byte of `text`: rolling windows of the model's context after a BOS/EOS prefix.
+
+    Raises:
+        ValueError: An empty text, or a tokenizer with neither BOS nor EOS.
+    """
+    if not text:
+        raise ValueError("the text is empty")
+    token_ids = _encode(tokenizer, text, False)
+    window = max_length if max_length is not None else model_max_length(model, tokenizer)
+    requests = rolling_windows(token_ids, prefix_token_id(tokenizer), window)
+    scores = score_requests(
+        model, requests, batch_size=batch_size, max_length=window, progress=progress
+    )
+    num_bytes = len(text.encode("utf-8"))
+    nats = -sum(score.logprob for score in scores)
+    return TextResult(nats / math.log(2.0) / num_bytes, num_bytes, len(token_ids))
