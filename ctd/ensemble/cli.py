@@ -1,0 +1,181 @@
+"""`ctd ensemble`: bits per byte of each member and of their ensemble, on the same bytes.
+
+    ctd ensemble --models A B [C ...] [--weights 1 1 ...] --mode lockstep|bytes
+                 --text-file F [--limit-bytes N] [--beam-width 8] [--json]
+
+`lockstep` pools the members' next-token distributions (they must share a tokenizer);
+`bytes` pools their next-byte distributions, each marginalised over the tokenizations that
+cover the bytes so far (any tokenizers). The text file is cut into blank-line separated
+documents of at most --document-bytes; the first --limit-bytes bytes of them are scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from typing import Any
+
+from ctd.cli_support import report_user_error
+
+__all__ = ["main", "read_texts"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `ctd ensemble`."""
+    parser = argparse.ArgumentParser(prog="ctd ensemble", description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", required=True, help="model folders or hub ids")
+    parser.add_argument("--weights", nargs="*", type=float, help="mixture weights (default equal)")
+    parser.add_argument("--mode", choices=("lockstep", "bytes"), required=True)
+    parser.add_argument(
+        "--combine",
+        choices=("mean_prob", "mean_logprob"),
+        default="mean_prob",
+        help="lockstep: mean of probabilities (default) or of log-probabilities",
+    )
+    parser.add_argument("--text-file", required=True, help="plain text (UTF-8)")
+    parser.add_argument("--limit-bytes", type=int, help="score only the first N bytes")
+    parser.add_argument("--document-bytes", type=int, default=1024, help="longest piece scored")
+    parser.add_argument("--beam-width", type=int, default=8, help="bytes: hypotheses per member")
+    parser.add_argument("--batch-size", type=int, default=8, help="lockstep: texts per forward")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of input errors")
+    return parser
+
+
+def read_texts(path: str, *, limit_bytes: int | None, document_bytes: int) -> list[str]:
+    """The file's documents (pieces of <= `document_bytes`) up to `limit_bytes` bytes in all.
+
+    The last piece is cut at a character boundary so that the total never exceeds the limit.
+
+    Raises:
+        ValueError: a non-positive limit or piece size, or a file with no text.
+    """
+    from ctd.data.readers import check_files_exist, read_text_documents
+
+    if limit_bytes is not None and limit_bytes < 1:
+        raise ValueError(f"--limit-bytes must be at least 1, got {limit_bytes}")
+    if document_bytes < 1:
+        raise ValueError(f"--document-bytes must be at least 1, got {document_bytes}")
+    check_files_exist([path])
+    texts: list[str] = []
+    budget = math.inf if limit_bytes is None else limit_bytes
+    for text in read_text_documents(path, max_document_bytes=document_bytes):
+        data = text.encode("utf-8")
+        if len(data) > budget:
+            text = data[: int(budget)].decode("utf-8", errors="ignore")
+        if text:
+            texts.append(text)
+        budget -= len(text.encode("utf-8"))
+        if budget <= 0:
+            break
+    if not texts:
+        raise ValueError(f"{path} has no text to score")
+    return texts
+
+
+def _load_tokenizers(args: argparse.Namespace) -> list[Any]:
+    """Every member's tokenizer, checked for the mode before any weights are loaded."""
+    from ctd.ensemble import TokenByteTrie, check_shared_tokenizer
+    from ctd.models import load_tokenizer
+
+    if not args.models:
+        raise ValueError("--models needs at least one model (an empty member list)")
+    tokenizers = [load_tokenizer(path) for path in args.models]
+    if args.mode == "lockstep":
+        check_shared_tokenizer(tokenizers, args.models)
+    else:
+        for tokenizer, name in zip(tokenizers, args.models, strict=True):
+            TokenByteTrie(tokenizer, name=name)
+    return tokenizers
+
+
+def _load_models(args: argparse.Namespace, tokenizers: list[Any]) -> list[Any]:
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from ctd.models import check_model_tokenizer_match, load_causal_lm
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    models = []
+    for path, tokenizer in zip(args.models, tokenizers, strict=True):
+        model = load_causal_lm(path, dtype=getattr(torch, args.dtype))
+        check_model_tokenizer_match(model, tokenizer)
+        models.append(model)
+    return models
+
+
+def _scores(args: argparse.Namespace, texts: list[str]) -> Any:
+    from ctd.ensemble import (
+        ByteEnsemble,
+        ByteLM,
+        LockstepEnsemble,
+        normalized_weights,
+        score_bytes,
+        score_lockstep,
+    )
+
+    normalized_weights(args.weights, len(args.models))  # bad weights fail before any loading
+    if args.mode == "bytes" and args.combine != "mean_prob":
+        raise ValueError("--mode bytes pools probabilities: --combine must be mean_prob")
+    tokenizers = _load_tokenizers(args)
+    models = _load_models(args, tokenizers)
+    if args.mode == "lockstep":
+        lockstep = LockstepEnsemble(models, args.weights, combine=args.combine)
+        return score_lockstep(lockstep, tokenizers[0], texts, batch_size=args.batch_size)
+    members = [
+        ByteLM(model, tokenizer, beam_width=args.beam_width, name=name)
+        for model, tokenizer, name in zip(models, tokenizers, args.models, strict=True)
+    ]
+    return score_bytes(ByteEnsemble(members, args.weights), texts)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Load the members, score the texts; returns the report."""
+    from ctd.ensemble import bits_per_byte_report, normalized_weights
+
+    if args.beam_width < 1:
+        raise ValueError(f"--beam-width must be at least 1, got {args.beam_width}")
+    if args.weights is not None and not args.weights:
+        raise ValueError("--weights needs one value per model")
+    texts = read_texts(
+        args.text_file, limit_bytes=args.limit_bytes, document_bytes=args.document_bytes
+    )
+    start = time.perf_counter()
+    report = bits_per_byte_report(_scores(args, texts))
+    seconds = time.perf_counter() - start
+    weights = normalized_weights(args.weights, len(args.models)).tolist()
+    return {
+        "mode": args.mode,
+        "combine": args.combine,
+        "beam_width": args.beam_width if args.mode == "bytes" else None,
+        "members": [
+            {"model": name, "weight": weight, "bpb": bpb}
+            for name, weight, bpb in zip(args.models, weights, report.member_bpb, strict=True)
+        ],
+        "ensemble": {"bpb": report.ensemble_bpb, "weights": weights},
+        "num_bytes": report.num_bytes,
+        "num_texts": len(texts),
+        "seconds": round(seconds, 2),
+        "bytes_per_second": round(report.num_bytes / seconds, 2) if seconds > 0 else None,
+    }
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of `ctd ensemble`; bad input prints one line and returns 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        report = run(args)
+    except (ValueError, OSError, TypeError) as error:
+        return report_user_error("ctd ensemble", error, debug=args.debug)
+    for member in report["members"]:
+        print(f"{member['model']}: {member['bpb']:.4f} bits/byte (weight {member['weight']:.3f})")
+    print(
+        f"ensemble ({report['mode']}): {report['ensemble']['bpb']:.4f} bits/byte "
+        f"on {report['num_bytes']} bytes in {report['seconds']} s"
+    )
+    if args.json:
+        print(json.dumps(report))
+    return 0

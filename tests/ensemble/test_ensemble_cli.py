@@ -1,0 +1,91 @@
+"""`ctd ensemble`: the JSON contract on tiny saved models, and one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ensemble_support import tiny_bpe, tiny_llama
+from tokenizers import Tokenizer, normalizers
+from transformers import PreTrainedTokenizerFast
+
+from ctd.cli import main
+from ctd.ensemble import ByteEnsemble, ByteLM, bits_per_byte_report, score_bytes
+from ctd.ensemble.cli import read_texts
+from ctd.models import load_causal_lm, load_tokenizer
+
+
+def _save(folder: Path, tokenizer: PreTrainedTokenizerFast, seed: int) -> str:
+    tiny_llama(len(tokenizer), seed=seed).float().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("ensemble_cli")
+    first, second = tiny_bpe(280), tiny_bpe(300, ["hat cat bat", "that rat sat"])
+    backend = Tokenizer.from_str(first.backend_tokenizer.to_str())
+    backend.normalizer = normalizers.Lowercase()
+    lowered = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>"
+    )
+    text = root / "text.txt"
+    text.write_text(
+        "the cat sat on the mat\n\nthat rat ran at a hat\n\nthen a cat", encoding="utf-8"
+    )
+    return {
+        "a": _save(root / "a", first, 1),
+        "a2": _save(root / "a2", first, 2),
+        "b": _save(root / "b", second, 3),
+        "lower": _save(root / "lower", lowered, 4),
+        "text": str(text),
+    }
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
+    code = main(["ensemble", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(("mode", "pair"), [("lockstep", ("a", "a2")), ("bytes", ("a", "b"))])
+def test_json_report(saved, capsys, mode, pair) -> None:  # type: ignore[no-untyped-def]
+    models = [saved[name] for name in pair]
+    argv = ["--models", *models, "--weights", "1", "3", "--mode", mode]
+    code, out, err = _run(
+        capsys, *argv, "--text-file", saved["text"], "--limit-bytes", "40", "--json"
+    )
+    assert code == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["num_bytes"] == 40
+    assert [member["weight"] for member in report["members"]] == [0.25, 0.75]
+    assert all(member["bpb"] > 0 for member in report["members"])
+    mean = 0.25 * report["members"][0]["bpb"] + 0.75 * report["members"][1]["bpb"]
+    assert 0 < report["ensemble"]["bpb"] <= mean
+    if mode == "bytes":  # the same figures as the library on the same texts
+        members = [ByteLM(load_causal_lm(m), load_tokenizer(m), beam_width=8) for m in models]
+        texts = read_texts(saved["text"], limit_bytes=40, document_bytes=1024)
+        expected = bits_per_byte_report(score_bytes(ByteEnsemble(members, [1, 3]), texts))
+        assert report["ensemble"]["bpb"] == pytest.approx(expected.ensemble_bpb, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--models", "a", "b", "--mode", "lockstep"], "must share a tokenizer"),
+        (["--models", "a", "b", "--weights", "1", "-1", "--mode", "bytes"], "non-negative"),
+        (["--models", "a", "b", "--weights", "0", "0", "--mode", "bytes"], "positive"),
+        (["--models", "--mode", "bytes"], "empty member list"),
+        (["--models", "a", "lower", "--mode", "bytes"], "cannot be mapped onto bytes"),
+        (["--models", "a", "--mode", "bytes", "--limit-bytes", "0"], "limit-bytes"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(saved, capsys, argv, message) -> None:  # type: ignore[no-untyped-def]
+    argv = [saved.get(item, item) for item in argv]
+    code, _, err = _run(capsys, *argv, "--text-file", saved["text"])
+    assert code == 2
+    assert err.startswith("ctd ensemble: error: ")
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
