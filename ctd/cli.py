@@ -38,10 +38,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ctd.ensemble.cli",
         "bits per byte of models and of their ensemble (lockstep or byte level)",
     ),
-    "ensemble": (
-        "ctd.ensemble.cli",
-        "bits per byte of models and of their ensemble (lockstep or byte level)",
-    ),
     "evaluate": (
         "ctd.evaluation.cli",
         "zero-shot accuracy on downstream tasks (PIQA, ARC, ...) and bits per byte of a model",
