@@ -66,6 +66,8 @@ def test_identical_drafter_costs_only_its_calls(request: pytest.FixtureRequest) 
     model = _llama(vocab, hidden, layers)
     target, drafter = CachedModel(model), CachedModel(model)
     prompt = list(range(10, 42))
+    speculative_generate(target, drafter, prompt, gamma=gamma, max_new_tokens=gamma + 1)  # warm-up
+    _expected_seconds(CachedModel(model), prompt, gamma, 1)
     ratios = []
     for _ in range(5 if enabled else 1):
         begin = time.perf_counter()
