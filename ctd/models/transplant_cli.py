@@ -29,8 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--candidates",
         type=int,
-        default=256,
-        help="anchors each token searches, most correlated first (0: all, exact OMP)",
+        default=128,
+        help="anchors each token searches, most correlated first (0: all, exact OMP; default 128)",
     )
     parser.add_argument(
         "--numbers",

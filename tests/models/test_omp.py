@@ -90,3 +90,21 @@ def test_bad_requests(k: int, candidates: int | None, message: str) -> None:
 def test_width_mismatch() -> None:
     with pytest.raises(ValueError, match="width"):
         orthogonal_matching_pursuit(torch.zeros(2, 3), torch.ones(5, 4), 1)
+
+
+def test_nearly_collinear_atom_is_not_used() -> None:
+    # atom 0 is atom 1 tilted by 1%. Textbook OMP picks atom 1, then atom 0, and fits the target
+    # exactly with coefficients (-29, 30): right in this space, huge anywhere else. With the guard
+    # atom 0 adds too little that is new (1% of its norm): the fit stays on atom 1's line.
+    atoms = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.01, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    target = torch.tensor([[1.0, 0.3, 0.0]], dtype=torch.float64)
+    textbook = orthogonal_matching_pursuit(target, atoms, 2, min_new_share=0.0)[2]
+    guarded = orthogonal_matching_pursuit(target, atoms, 2)[2]
+    assert textbook.indices[0].tolist() == [1, 0]
+    assert textbook.coefficients.abs().max() > 25
+    assert textbook.residual_norms.max() < 1e-12
+    line = atoms[1] / atoms[1].norm()
+    on_line = float(target[0] @ line) * line  # projection by hand
+    fit = guarded.coefficients[0] @ atoms[guarded.indices[0]]
+    torch.testing.assert_close(fit, on_line)
+    torch.testing.assert_close(guarded.residual_norms[0], (target[0] - on_line).norm())
