@@ -13,7 +13,8 @@ every hypothesis's mass over the 256 next bytes is one `np.add.reduceat`. A hypo
 pending bytes spell a whole token forks: the token is committed (one cached forward step) and
 the old hypothesis keeps only the strictly longer tokens. With `beam_width=None` and
 `prune_threshold=0` the result is exact (exponential in the text length: tests only); a finite
-beam keeps the `beam_width` hypotheses of largest mass, which makes every next-byte distribution
+beam keeps the `beam_width` hypotheses of largest mass (and always the best one that ends at
+the current byte, so that no byte a token starts with gets probability 0), which makes every next-byte distribution
 a proper distribution of a slightly different byte LM (its error is measured in BENCHMARKS.md).
 
 The token LM's distribution is restricted to the tokens that spell bytes (not special, not a
@@ -260,10 +261,18 @@ class ByteLM:
     def _prune(
         self, found: list[tuple[float, _Hypothesis, int]]
     ) -> list[tuple[float, _Hypothesis, int]]:
+        """The largest `beam_width` candidates above the threshold, plus the best token end.
+
+        A hypothesis that ends exactly here is always kept (beyond the width if need be), so
+        that every byte some token starts with keeps a positive probability at the next step.
+        """
         found.sort(key=lambda item: -item[0])
         log_total = float(np.logaddexp.reduce([item[0] for item in found]))
         kept = [item for item in found if item[0] - log_total >= self.log_prune]
-        return kept if self.beam_width is None else kept[: self.beam_width]
+        kept = kept if self.beam_width is None else kept[: self.beam_width]
+        if not any(item[2] >= 0 for item in kept):
+            kept += [item for item in found if item[2] >= 0][:1]
+        return kept
 
     def advance(self, state: ByteLMState, byte: int) -> ByteLMState:
         """The state after one more byte. Consumes `state` (its caches are reused).

@@ -118,3 +118,12 @@ def test_tokenizers_that_cannot_be_mapped_onto_bytes_are_refused(bpe) -> None:  
         ByteLM(model, lowered)
     with pytest.raises(ValueError, match="beam_width"):
         ByteLM(model, tokenizer, beam_width=0)
+
+
+def test_a_narrow_beam_never_rules_out_a_byte(bpe) -> None:  # type: ignore[no-untyped-def]
+    tokenizer, model = bpe
+    lm = ByteLM(model, tokenizer, beam_width=1)
+    state = lm.initial()
+    for byte in b"that|rat, sat~on":
+        assert np.isfinite(lm.next_byte_logprobs(state)[:256]).all()  # every byte is a token
+        state = lm.advance(state, byte)
