@@ -6,6 +6,11 @@ import difflib
 
 from ctd.config import DistillConfig
 from ctd.trainers.drafter import DrafterConfig, check_drafter_config, setup_drafter
+from ctd.trainers.multi_distill import (
+    MultiDistillConfig,
+    check_multi_distill_config,
+    setup_multi_distill,
+)
 from ctd.trainers.task import Task
 from ctd.trainers.transfer import check_distill_config, setup_distill
 
@@ -18,6 +23,12 @@ TASKS: dict[str, Task] = {
     ),
     "drafter": Task(
         DrafterConfig, setup_drafter, check_drafter_config, "a same-tokenizer drafter (TVD++)"
+    ),
+    "multi_distill": Task(
+        MultiDistillConfig,
+        setup_multi_distill,
+        check_multi_distill_config,
+        "one student from several teachers of different tokenizers (K-way ALM)",
     ),
 }
 
