@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(PIP) torch==2.13.0
-	$(PIP) -c constraints.txt -e ".[test,dev,gguf,data,logging]"
+	$(PIP) -c constraints.txt -e ".[test,dev,gguf,data,logging,lora]"
 	touch $(STAMP)
 
 $(MODELS_STAMP): $(STAMP)

@@ -44,6 +44,28 @@ def check_choice(key: str, value: str, allowed: Collection[str]) -> None:
     raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}{suggestion}")
 
 
+LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class LoRAConfig:
+    """LoRA adapters on a student (peft); merged into plain weights on export."""
+
+    r: int = 64
+    alpha: float = 128.0
+    """The update is alpha / r * B A (2 r is a common choice; ALM's paper gives only r = 64)."""
+    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGET_MODULES))
+    dropout: float = 0.0
+    train_embeddings: bool = True
+    """Also train the input and output embeddings in full (a new tokenizer's must learn)."""
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise ConfigError(f"lora.r must be at least 1, got {self.r}")
+        if not self.target_modules:
+            raise ConfigError("lora.target_modules is empty")
+
+
 @dataclass
 class ModelConfig:
     """Where a model and its tokenizer come from."""
@@ -67,6 +89,9 @@ class ModelConfig:
     cache: str | None = None
     """Teacher only: a directory written by `ctd cache-teacher`; training reads the teacher's
     token, space and EOS log-probs from it instead of running the teacher."""
+    lora: LoRAConfig | None = None
+    """Student only: train LoRA adapters (`{r, alpha, target_modules}`) instead of every
+    weight (needs peft); the export merges them."""
 
     def __post_init__(self) -> None:
         check_choice("dtype", self.dtype, DTYPES)

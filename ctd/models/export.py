@@ -9,6 +9,7 @@ from pathlib import Path
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from ctd.models.loading import check_model_tokenizer_match, to_plain_model
+from ctd.models.lora import merged_copy
 
 
 def export_pretrained(
@@ -16,7 +17,8 @@ def export_pretrained(
 ) -> Path:
     """Write a folder that `AutoModelForCausalLM` and `AutoTokenizer.from_pretrained` load.
 
-    Weights go to `model.safetensors` (sharded when large); a GGUF-loaded model is first
+    Weights go to `model.safetensors` (sharded when large); LoRA adapters are merged (into a
+    copy: `model` keeps them); a GGUF-loaded model is first
     re-built as a plain model.
 
     Args:
@@ -34,7 +36,7 @@ def export_pretrained(
     check_model_tokenizer_match(model, tokenizer)
     out_path = Path(out_dir)
     out_path.mkdir(parents=True, exist_ok=True)
-    to_plain_model(model).save_pretrained(out_path)
+    to_plain_model(merged_copy(model)).save_pretrained(out_path)
     tokenizer.save_pretrained(out_path)
     return out_path
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ctd.alignment import CrossTokenizerBatch, alignment_statistics
-from ctd.config import BYTE_LEVEL, DistillConfig, OptimConfig
+from ctd.config import BYTE_LEVEL, DistillConfig, LoRAConfig, OptimConfig
 from ctd.evaluation import PairedEvaluation
 from ctd.losses import approx_gradmag_preserve_mag
 from ctd.trainers._common import (
@@ -312,6 +312,8 @@ def build_module(config: DistillConfig, models: LoadedModels) -> DistillationMod
 
 def check_distill_config(config: DistillConfig) -> None:
     """What can be checked before any model is loaded: loss names and arguments."""
+    if config.teacher.lora is not None:
+        raise ValueError("teacher.lora: only the student trains LoRA adapters")
     check_losses(config.losses, DISTILL_WIRINGS, "distill")
     check_teacher_cache_config(config)
     if config.mode == "distill" and not config.student.name_or_path:
@@ -321,6 +323,8 @@ def check_distill_config(config: DistillConfig) -> None:
 def setup_distill(config: DistillConfig) -> PreparedRun:
     """Models, data and module for task `distill`; every bad input fails here."""
     models = load_models(config)
+    if config.student.lora is not None:
+        add_student_lora(models.student, config.student.lora)
     for name in ("teacher", "student"):
         tokenizer = getattr(models, f"{name}_tokenizer")
         if _uses_eos_as_space(config) and getattr(tokenizer, "eos_token_id", None) is None:
@@ -339,6 +343,20 @@ def setup_distill(config: DistillConfig) -> PreparedRun:
 
     export = functools.partial(export_pretrained, models.student, models.student_tokenizer)
     return PreparedRun(module, datamodule, export, report={"fvt_init": models.init_report})
+
+
+def add_student_lora(student: Any, lora: LoRAConfig) -> None:
+    """Inject `student.lora`'s adapters into the student (`ctd.models.lora.add_lora`)."""
+    from ctd.models.lora import add_lora
+
+    add_lora(
+        student,
+        r=lora.r,
+        alpha=lora.alpha,
+        target_modules=lora.target_modules,
+        dropout=lora.dropout,
+        train_embeddings=lora.train_embeddings,
+    )
 
 
 def _uses_eos_as_space(config: DistillConfig) -> bool:

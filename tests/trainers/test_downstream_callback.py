@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))
 from downstream_support import write_requests  # noqa: E402
+from test_fit import _config  # noqa: E402  # the tiny-model overrides
 
 from ctd.config import FitConfig, load_config  # noqa: E402
 from ctd.evaluation import tasks  # noqa: E402
@@ -34,27 +35,17 @@ def requests_dir(tmp_path, monkeypatch):
 def test_downstream_accuracy_is_logged_before_and_after_training(
     tiny_models, tmp_path, requests_dir
 ) -> None:
-    config = load_config(
-        FitConfig,
-        overrides=[
-            f"teacher.name_or_path={tiny_models['teacher']}",
-            "student.tokenizer=bytes",
-            f"data.train_files=[{tiny_models['train']}]",
-            f"data.val_files=[{tiny_models['heldout']}]",
-            "data.batch_size=2",
-            "data.max_teacher_length=48",
-            "data.max_student_length=160",
-            "data.max_document_bytes=160",
-            "trainer.max_steps=2",
-            "trainer.val_check_interval=2",
-            "trainer.limit_val_batches=1",
-            "trainer.enable_progress_bar=false",
-            "trainer.validate_before_fit=true",
-            "trainer.downstream_tasks=[piqa]",
-            "trainer.downstream_limit=5",
-            f"trainer.default_root_dir={tmp_path / 'run'}",
-            f"export_dir={tmp_path / 'export'}",
-        ],
+    config = _config(
+        tiny_models,
+        tmp_path,
+        "student.tokenizer=bytes",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        "trainer.limit_val_batches=1",
+        "trainer.validate_before_fit=true",
+        "trainer.downstream_tasks=[piqa]",
+        "trainer.downstream_limit=5",
+        f"export_dir={tmp_path / 'export'}",
     )
     result = run_fit(config)
     for prefix in ("", "initial/"):
