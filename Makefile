@@ -50,6 +50,7 @@ pytest: venv $(TEST_MODELS_STAMP) $(TASKS_STAMP)
 test: lint typecheck pytest
 
 bench: venv
+	$(PIP) -c constraints.txt -e ".[trl]"  # GOLD side by side (tests/benchmarks/test_gold_bench.py)
 	mkdir -p .benchmarks
 	$(VENV)/bin/pytest -q tests/benchmarks -m benchmark --benchmark-enable \
 		--benchmark-json=.benchmarks/latest.json
