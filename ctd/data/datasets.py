@@ -11,6 +11,13 @@ examples is dropped, so every rank yields the same number of examples (at most
 Shuffling: a shuffle buffer per shard, seeded from `(seed, epoch, rank, worker)`; the same seed
 and epoch give the same order, another epoch or seed gives another. Call `set_epoch` before
 each epoch (`CrossTokenizerDataModule` does it through its DataLoader).
+
+Batches (`BatchStream`, what `CrossTokenizerDataModule` trains on): the rank's shuffled stream is
+cut into batches *before* the DataLoader workers split it, batch `j` going to worker
+`j % num_workers`. A batch's documents therefore do not depend on the number of workers, and a
+position in an epoch is one number, the batches done: resuming at batch `n` replays the
+seeded stream (reading and shuffling, no tokenization) past its first `n` batches, which
+restores the file order and the shuffle buffer exactly.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 from ctd.data.readers import Example, check_files_exist, read_examples
 
 T = TypeVar("T")
+Place = tuple[int, int]
+"""Where an example comes from: (file position in `files`, example position in that file)."""
 _HASH_MULTIPLIER = 0x9E3779B97F4A7C15
 _HASH_MASK = (1 << 64) - 1
 
@@ -78,6 +87,15 @@ def shuffle_with_buffer(
         buffer[position] = example
     rng.shuffle(buffer)
     yield from buffer
+
+
+def batches_of(examples: Iterable[T], batch_size: int) -> Iterator[list[T]]:
+    """Consecutive lists of `batch_size` examples; the last one may be shorter."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    iterator = iter(examples)
+    while batch := list(islice(iterator, batch_size)):
+        yield batch
 
 
 def is_held_out(seed: int, file_position: int, example_position: int, fraction: float) -> bool:
@@ -143,6 +161,10 @@ class DocumentStream(IterableDataset[Example]):
 
     def iter_all_examples(self) -> Iterator[Example]:
         """The whole stream of this split, before sharding, in this epoch's file order."""
+        return (example for _, example in self.iter_placed_examples())
+
+    def iter_placed_examples(self) -> Iterator[tuple[Place, Example]]:
+        """`iter_all_examples` with each example's place (file position, example position)."""
         file_positions = list(range(len(self.files)))
         if self.shuffle:
             random.Random(f"files-{self.seed}-{self.epoch}").shuffle(file_positions)
@@ -152,7 +174,12 @@ class DocumentStream(IterableDataset[Example]):
             )
             for example_position, example in enumerate(examples):
                 if self.split in ("all", self._split_of(file_position, example_position)):
-                    yield example
+                    yield (file_position, example_position), example
+
+    def describe_place(self, place: Place) -> str:
+        """A human-readable name of the example at `place`, e.g. `train.txt example 17`."""
+        file_position, example_position = place
+        return f"{self.files[file_position]} example {example_position}"
 
     def _split_of(self, file_position: int, example_position: int) -> str:
         held = is_held_out(self.seed, file_position, example_position, self.held_out_fraction)
@@ -165,8 +192,14 @@ class DocumentStream(IterableDataset[Example]):
     def __iter__(self) -> Iterator[Example]:
         worker = get_worker_info()
         worker_id, num_workers = (worker.id, worker.num_workers) if worker else (0, 1)
+        return (example for _, example in self.placed_shard(worker_id, num_workers))
+
+    def placed_shard(
+        self, worker_id: int = 0, num_workers: int = 1
+    ) -> Iterator[tuple[Place, Example]]:
+        """This rank's (and worker's) examples with their places, shuffled when shuffling."""
         shard = take_shard(
-            self.iter_all_examples(),
+            self.iter_placed_examples(),
             rank=self.rank,
             world_size=self.world_size,
             worker_id=worker_id,
@@ -177,3 +210,49 @@ class DocumentStream(IterableDataset[Example]):
             return shard
         rng = random.Random(f"examples-{self.seed}-{self.epoch}-{self.rank}-{worker_id}")
         return shuffle_with_buffer(shard, buffer_size=self.shuffle_buffer_size, rng=rng)
+
+
+class BatchStream(IterableDataset[list[Example]]):
+    """Batches of one rank's `DocumentStream`, split over DataLoader workers batch by batch.
+
+    Batch `j` of the epoch (after the first `start_batch`, which are skipped) goes to worker
+    `j % num_workers`, so a DataLoader (`batch_size=None`, which takes its workers in turn)
+    yields the batches in the same order for any number of workers (see the module docstring).
+
+    Args:
+        stream: The rank's examples (its `rank`, `world_size`, seed and shuffling).
+        batch_size: Examples per batch; the epoch's last batch may be shorter.
+    """
+
+    def __init__(self, stream: DocumentStream, batch_size: int) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.stream = stream
+        self.batch_size = batch_size
+        self.start_batch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the shuffling order of `epoch` (and start it at its first batch)."""
+        self.stream.set_epoch(epoch)
+        self.start_batch = 0
+
+    def placed_batches(self) -> Iterator[list[tuple[Place, Example]]]:
+        """Every batch of this epoch for this rank, from the first, with the examples' places."""
+        return batches_of(self.stream.placed_shard(), self.batch_size)
+
+    def first_place_of_batch(self, batch_index: int) -> Place | None:
+        """Place of the first example of this epoch's batch `batch_index` (None: no such batch).
+
+        Replays the epoch's stream up to that batch (no tokenization).
+        """
+        batch = next(islice(self.placed_batches(), batch_index, None), None)
+        return batch[0][0] if batch else None
+
+    def __iter__(self) -> Iterator[list[Example]]:
+        worker = get_worker_info()
+        worker_id, num_workers = (worker.id, worker.num_workers) if worker else (0, 1)
+        remaining = islice(self.placed_batches(), self.start_batch, None)
+        for index, batch in enumerate(remaining):
+            if index % num_workers == worker_id:
+                yield [example for _, example in batch]

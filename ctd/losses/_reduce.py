@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -20,6 +22,23 @@ def scored_token_mask(logprobs: Tensor, mask: Tensor | None, name: str = "mask")
         out = mask.to(torch.bool).clone()
     out[:, :1] = False
     return out
+
+
+Normalizer = Tensor | float | Callable[[Tensor], Tensor]
+"""What a loss sum is divided by: a number, or a function of the local count (e.g. a count
+summed over data-parallel ranks)."""
+
+
+def resolve_normalizer(normalizer: Normalizer | None, count: Tensor) -> Tensor | float:
+    """The divisor: `max(count, 1)` by default, `normalizer(count)` for a function.
+
+    Shapes: count () -> ().
+    """
+    if normalizer is None:
+        return count.clamp_min(1)
+    if callable(normalizer):
+        return normalizer(count)
+    return normalizer
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:

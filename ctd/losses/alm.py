@@ -16,7 +16,7 @@ from ctd.losses._checks import (
     check_same_batch,
     check_same_shape,
 )
-from ctd.losses._reduce import compute_dtype
+from ctd.losses._reduce import Normalizer, compute_dtype, resolve_normalizer
 from ctd.losses.alm_divergences import ALM_DIVERGENCES
 from ctd.losses.chunks import (
     ChunkLogprobs,
@@ -144,7 +144,7 @@ def alm_loss(
     merge_by_space_prob: bool = False,
     space_prob_threshold: float = 0.1,
     num_chunks: int | None = None,
-    normalizer: Tensor | float | None = None,
+    normalizer: Normalizer | None = None,
     epsilon: float = 1e-6,
 ) -> Tensor:
     """ALM loss: binarised divergence between teacher and student chunk likelihoods.
@@ -153,7 +153,8 @@ def alm_loss(
     sparse chunk index). With ``append_space`` the log-prob that the token after the chunk is
     space-like (``*_space_logprobs``; pass EOS log-probs there for tokenkit's ``eos_as_space``) is
     added on both sides. The loss is the sum of ``divergence`` over valid chunks divided by their
-    number (or by ``normalizer``, e.g. a global count under data parallelism).
+    number (or by ``normalizer``: a number, or a function of the local count of valid chunks,
+    e.g. ``ctd.trainers.distributed.global_mean_normalizer`` under data parallelism).
 
     A chunk is valid iff it has >= 1 scored token on each side and no unscored token on either
     side (scored: ``*_mask``, default all, and never position 0). Deliberate differences from
@@ -224,9 +225,7 @@ def alm_loss(
         ell_student = ell_student + space_student
         ell_teacher = ell_teacher + space_teacher
     values = _valid_divergences(ell_student, ell_teacher, valid, divergence, temperature, epsilon)
-    if normalizer is None:
-        return values.sum() / valid.sum().clamp_min(1).to(dtype)
-    return values.sum() / normalizer
+    return values.sum() / resolve_normalizer(normalizer, valid.sum().to(dtype))
 
 
 class ALMLoss(nn.Module):
@@ -276,7 +275,7 @@ class ALMLoss(nn.Module):
         student_mask: Tensor | None = None,
         teacher_mask: Tensor | None = None,
         num_chunks: int | None = None,
-        normalizer: Tensor | float | None = None,
+        normalizer: Normalizer | None = None,
     ) -> Tensor:
         """Compute :func:`alm_loss` with the stored hyperparameters."""
         return alm_loss(

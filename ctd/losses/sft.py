@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ctd.losses._checks import check_ndim, check_no_nan
-from ctd.losses._reduce import compute_dtype, masked_mean, scored_token_mask
+from ctd.losses._reduce import (
+    Normalizer,
+    compute_dtype,
+    masked_mean,
+    resolve_normalizer,
+    scored_token_mask,
+)
 
 
-def sft_loss(logprobs: Tensor, mask: Tensor | None = None) -> Tensor:
+def sft_loss(
+    logprobs: Tensor, mask: Tensor | None = None, *, normalizer: Normalizer | None = None
+) -> Tensor:
     """Mean negative log-likelihood of the scored tokens (``mask``, never position 0).
+
+    The sum is divided by the number of scored tokens, or by ``normalizer`` (a number, or a
+    function of that number, e.g. a count summed over data-parallel ranks).
 
     Takes :func:`~ctd.losses.token_logprobs` output, so the memory-bounded path serves SFT too.
 
@@ -20,7 +32,11 @@ def sft_loss(logprobs: Tensor, mask: Tensor | None = None) -> Tensor:
     check_ndim("logprobs", logprobs, 2)
     check_no_nan("logprobs", logprobs)
     values = -logprobs.to(compute_dtype(logprobs))  # half precision is summed in float32
-    return masked_mean(values, scored_token_mask(logprobs, mask))
+    scored = scored_token_mask(logprobs, mask)
+    if normalizer is None:
+        return masked_mean(values, scored)
+    total = torch.where(scored, values, torch.zeros_like(values)).sum()
+    return total / resolve_normalizer(normalizer, scored.sum().to(values.dtype))
 
 
 class SFTLoss(nn.Module):
@@ -29,6 +45,8 @@ class SFTLoss(nn.Module):
     Shapes: see :func:`sft_loss`.
     """
 
-    def forward(self, logprobs: Tensor, mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self, logprobs: Tensor, mask: Tensor | None = None, *, normalizer: Normalizer | None = None
+    ) -> Tensor:
         """Compute :func:`sft_loss`."""
-        return sft_loss(logprobs, mask)
+        return sft_loss(logprobs, mask, normalizer=normalizer)

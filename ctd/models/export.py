@@ -8,6 +8,7 @@ from pathlib import Path
 
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from ctd.models.atomic import fsync_tree, partial_path, replace_directory
 from ctd.models.loading import check_model_tokenizer_match, to_plain_model
 from ctd.models.lora import merged_copy
 
@@ -19,7 +20,8 @@ def export_pretrained(
 
     Weights go to `model.safetensors` (sharded when large); LoRA adapters are merged (into a
     copy: `model` keeps them); a GGUF-loaded model is first
-    re-built as a plain model.
+    re-built as a plain model. The folder is written under a private name, fsynced and moved
+    into place (`ctd.models.atomic`): a crash mid-export leaves the previous export intact.
 
     Args:
         model: The causal LM.
@@ -31,13 +33,27 @@ def export_pretrained(
 
     Raises:
         TypeError: The tokenizer is not a fast tokenizer.
-        ValueError: The tokenizer does not fit the model.
+        ValueError: The tokenizer does not fit the model, or `out_dir` is a non-empty folder
+            that holds no earlier export.
     """
     check_model_tokenizer_match(model, tokenizer)
     out_path = Path(out_dir)
-    out_path.mkdir(parents=True, exist_ok=True)
-    to_plain_model(merged_copy(model)).save_pretrained(out_path)
-    tokenizer.save_pretrained(out_path)
+    if out_path.is_dir() and any(out_path.iterdir()) and not (out_path / "config.json").is_file():
+        raise ValueError(
+            f"{out_path} is a folder that holds no export (no config.json): export into a new "
+            "or empty folder, or an earlier export (which is replaced)"
+        )
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_path(out_path)
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        to_plain_model(merged_copy(model)).save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        fsync_tree(partial)
+        replace_directory(partial, out_path)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     return out_path
 
 

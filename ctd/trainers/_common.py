@@ -14,6 +14,10 @@ from ctd.losses import token_logprobs_from_hidden
 from ctd.trainers.wiring import HEAD_NEEDS, Need, SideOutputs
 
 
+class NonFiniteOutputs(FloatingPointError):
+    """A forward pass produced NaN or inf (the message names what); see `NonFiniteGuard`."""
+
+
 def causal_lm_forward(
     model: nn.Module,
     input_ids: Tensor,
@@ -22,6 +26,7 @@ def causal_lm_forward(
     *,
     space_token_mask: Tensor | None = None,
     eos_token_id: int | None = None,
+    side: str = "model",
 ) -> SideOutputs:
     """Run a Hugging Face causal LM to its final hidden state and compute exactly `needs`.
 
@@ -36,11 +41,15 @@ def causal_lm_forward(
 
     Raises:
         ValueError: `Need.SPACE_LOGPROBS` without `space_token_mask`.
+        NonFiniteOutputs: NaN or inf in the final hidden states (named by `side`); the
+            trainers' `NonFiniteGuard` then stops or skips the step.
     """
     if Need.SPACE_LOGPROBS in needs and space_token_mask is None:
         raise ValueError("space log-probs need the side's space_token_mask")
     base_output = model.base_model(input_ids=input_ids, attention_mask=attention_mask)  # type: ignore[operator]
     hidden = base_output.last_hidden_state  # (B, T, d)
+    if not bool(torch.isfinite(hidden).all()):
+        raise NonFiniteOutputs(f"{side} final hidden states")
     lm_head = model.get_output_embeddings()  # type: ignore[operator]
     softcap = getattr(model.config, "final_logit_softcapping", None)
     values: dict[Need, Any] = {}

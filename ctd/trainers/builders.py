@@ -8,6 +8,7 @@ than the contexts.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import itertools
 import logging
@@ -23,6 +24,8 @@ from torch import nn
 
 from ctd.config import DataConfig, ModelConfig, TrainerConfig
 from ctd.data import CrossTokenizerDataModule
+from ctd.trainers.checkpointing import AtomicCheckpointIO, RngStatesCallback
+from ctd.trainers.faults import NonFiniteGuard
 
 
 def load_model(model_config: ModelConfig) -> tuple[Any, Any]:
@@ -80,6 +83,7 @@ def build_datamodule(
         seed=seed,
         num_workers=data.num_workers,
         max_document_bytes=data.max_document_bytes,
+        shuffle_buffer_size=data.shuffle_buffer_size,
     )
     datamodule.connect(
         teacher_tokenizer,
@@ -141,6 +145,9 @@ def build_trainer(
 ) -> L.Trainer:
     """A Lightning Trainer; with `logger`, CSV and TensorBoard logs and `last.ckpt` checkpoints.
 
+    Checkpoints are written atomically (`AtomicCheckpointIO`) and hold the RNG states
+    (`RngStatesCallback`); with the data module's stateful loader a resumed run is exact.
+
     `logger=False` gives a throw-away trainer (no logs, no checkpoints), e.g. for a validation
     pass before training.
     """
@@ -149,7 +156,8 @@ def build_trainer(
         "max_steps": settings.max_steps,
         "accelerator": settings.accelerator,
         "devices": settings.devices,
-        "strategy": settings.strategy,
+        "num_nodes": settings.num_nodes,
+        "strategy": build_strategy(settings),
         "precision": settings.precision,
         "accumulate_grad_batches": settings.accumulate_grad_batches,
         "gradient_clip_val": settings.gradient_clip_val,
@@ -164,7 +172,7 @@ def build_trainer(
         "max_time": settings.max_time,
         # no_grad rather than inference mode: metric states then survive validate() -> fit().
         "inference_mode": False,
-        "callbacks": list(callbacks),
+        "callbacks": [NonFiniteGuard(settings.on_nonfinite), *callbacks],
     }
     if settings.fast_dev_run or not logger:
         arguments["enable_checkpointing"] = False
@@ -174,8 +182,38 @@ def build_trainer(
             save_last=True,
             every_n_train_steps=settings.checkpoint_every_n_steps,
         )
-        arguments["callbacks"] = [checkpoint, *callbacks]
+        arguments["callbacks"] = [checkpoint, RngStatesCallback(), *arguments["callbacks"]]
+        if not str(settings.strategy).startswith("deepspeed"):  # DeepSpeed writes its own
+            arguments["plugins"] = [AtomicCheckpointIO()]
     return L.Trainer(**arguments)
+
+
+def is_decoder_layer(module: nn.Module) -> bool:
+    """Whether `module` is a transformer block (Hugging Face names them `*DecoderLayer`)."""
+    return type(module).__name__.endswith("DecoderLayer")
+
+
+def build_strategy(settings: TrainerConfig) -> Any:
+    """`settings.strategy`, except `fsdp`: Lightning's FSDPStrategy wrapping each decoder layer.
+
+    FSDP shards every `*DecoderLayer` (teacher and student alike) as its own unit, with
+    `use_orig_params=True` because the root unit mixes the frozen teacher's parameters with
+    the trainable student's; `trainer.activation_checkpointing` recomputes those layers.
+    Mixed precision comes from `trainer.precision` (e.g. `bf16-mixed`). Lightning accepts FSDP
+    on GPUs only.
+    """
+    if settings.strategy != "fsdp":
+        return settings.strategy
+    from lightning.pytorch.strategies import FSDPStrategy
+    from torch.distributed.fsdp.wrap import lambda_auto_wrap_policy
+
+    policy = functools.partial(lambda_auto_wrap_policy, lambda_fn=is_decoder_layer)
+    return FSDPStrategy(
+        auto_wrap_policy=policy,
+        activation_checkpointing_policy=policy if settings.activation_checkpointing else None,
+        use_orig_params=True,
+        state_dict_type="full",
+    )
 
 
 def check_trainer_settings(settings: TrainerConfig) -> None:

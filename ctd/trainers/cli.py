@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run `ctd fit`; bad input prints `ctd fit: error: ...` and returns 2."""
     from ctd.config import to_yaml
+    from ctd.trainers.faults import NonFiniteError
     from ctd.trainers.fit import load_run_config, prepare, train
 
     args = build_parser().parse_args(argv)
@@ -67,5 +68,9 @@ def main(argv: list[str]) -> int:
         prepared = prepare(config)
     except USER_ERRORS as error:
         return report_user_error("ctd fit", error, args.debug)
-    print(train(config, prepared).summary())
+    try:
+        print(train(config, prepared).summary())
+    except NonFiniteError as error:  # the step, the document and the loss, in one line
+        print(f"ctd fit: error: {error}", file=sys.stderr)
+        return 1
     return 0

@@ -3,7 +3,9 @@
 Every call passes tensors by keyword (`student_*` / `teacher_*`), so the wiring does not depend
 on argument order. Same-vocabulary losses (KL, reverse KL, JSD, TVD) compare next-token
 distributions position by position and need both sides on one tokenizer; ALM, ULD, DSKD and
-MinED work across tokenizers. `tvdpp` belongs to drafter training.
+MinED work across tokenizers. `tvdpp` belongs to drafter training. ALM and SFT divide by the
+count of valid chunks / scored tokens summed over data-parallel ranks (`ctd.trainers.distributed`),
+so a DDP step equals one process's step on the global batch.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from torch import Tensor, nn
 
 from ctd.alignment import CrossTokenizerBatch
 from ctd.losses import DSKDSide
+from ctd.trainers.distributed import global_mean_normalizer
 from ctd.trainers.wiring import LossWiring, Need, SideOutputs, WiringTable, prediction_mask
 
 TOKEN = frozenset({Need.TOKEN_LOGPROBS})
@@ -33,6 +36,7 @@ def _alm(
         student_mask=batch.student_loss_mask,
         teacher_mask=batch.teacher_loss_mask,
         num_chunks=batch.chunk_num_bytes.shape[1],
+        normalizer=global_mean_normalizer,  # one process: the local count
     )
     return value
 
@@ -53,7 +57,11 @@ def _alm_latents(
 def _sft(
     loss: nn.Module, batch: CrossTokenizerBatch, teacher: SideOutputs, student: SideOutputs
 ) -> Tensor:
-    value: Tensor = loss(logprobs=student[Need.TOKEN_LOGPROBS], mask=batch.student_loss_mask)
+    value: Tensor = loss(
+        logprobs=student[Need.TOKEN_LOGPROBS],
+        mask=batch.student_loss_mask,
+        normalizer=global_mean_normalizer,
+    )
     return value
 
 

@@ -24,6 +24,7 @@ from ctd.config import BYTE_LEVEL, DistillConfig, LoRAConfig, OptimConfig
 from ctd.evaluation import PairedEvaluation
 from ctd.losses import approx_gradmag_preserve_mag
 from ctd.trainers._common import (
+    NonFiniteOutputs,
     causal_lm_forward,
     freeze,
     last_layer_parameters,
@@ -31,6 +32,8 @@ from ctd.trainers._common import (
 )
 from ctd.trainers.builders import build_datamodule, hidden_size, load_model, num_embeddings
 from ctd.trainers.distill_wiring import DISTILL_WIRINGS
+from ctd.trainers.distributed import any_rank, mean_over_ranks
+from ctd.trainers.faults import nonfinite_side_outputs, zero_loss
 from ctd.trainers.task import PreparedRun
 from ctd.trainers.teacher_cache import (
     CachedTeacher,
@@ -95,6 +98,7 @@ class DistillationModule(L.LightningModule):
         self.max_steps = max_steps
         self.teacher_needs, self.student_needs = side_needs(DISTILL_WIRINGS, losses)
         self.evaluation = PairedEvaluation()
+        self.nonfinite_outputs: str | None = None  # read by NonFiniteGuard
         self.teacher_cache: CachedTeacher | None = None
         self.strict_loading = False  # checkpoints hold the student only
 
@@ -110,6 +114,7 @@ class DistillationModule(L.LightningModule):
             needs,
             space_token_mask=vocab.space_token_mask.to(ids.device),
             eos_token_id=vocab.eos_token_id,
+            side="student" if model is self.student else "teacher",
         )
 
     def forward_both(
@@ -154,11 +159,19 @@ class DistillationModule(L.LightningModule):
 
     def training_step(self, batch: CrossTokenizerBatch, batch_idx: int) -> Tensor:
         """One step: the forward passes the losses need, every loss, one combined objective."""
-        teacher, student = self.forward_both(batch, self.teacher_needs, self.student_needs)
+        try:
+            teacher, student = self.forward_both(batch, self.teacher_needs, self.student_needs)
+            self.nonfinite_outputs = nonfinite_side_outputs(teacher, student)
+        except NonFiniteOutputs as error:
+            self.nonfinite_outputs = str(error)
+        if any_rank(bool(self.nonfinite_outputs), self.device):  # NonFiniteGuard stops or skips
+            return zero_loss(self.student)
         values = compute_losses(DISTILL_WIRINGS, self.losses, batch, teacher, student)
         if self.loss_aggregation == "gradmag_preserve_mag" and len(values) > 1:
             total = approx_gradmag_preserve_mag(
-                list(values.values()), last_layer_parameters(self.student)
+                list(values.values()),
+                last_layer_parameters(self.student),
+                reduce_gradient=mean_over_ranks,  # the same weights on every rank
             )
         else:
             total = stack_weighted(values, self.loss_weights)

@@ -56,6 +56,10 @@ class SideOutputs:
         self.input_ids = input_ids
         self._values = dict(values)
 
+    def computed(self) -> dict[Need, Tensor | tuple[Tensor, Tensor]]:
+        """Everything this side computed, by need (e.g. for a NaN check)."""
+        return dict(self._values)
+
     def __getitem__(self, need: Need) -> Any:
         if need not in self._values:
             raise KeyError(
