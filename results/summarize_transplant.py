@@ -1,42 +1,146 @@
-"""Write the tables of results/transplant.md from results/transplant/zero_shot.json.
+"""Write the tables of results/transplant.md from the committed outputs in results/transplant/.
 
-.venv/bin/python results/summarize_transplant.py > results/transplant_tables.md
+    .venv/bin/python results/summarize_transplant.py write            # regenerate the tables
+    .venv/bin/python results/summarize_transplant.py write --check    # exit 1 if out of date
+
+Each `<!-- table: NAME -->` ... `<!-- end table -->` block is replaced by the table NAME:
+`zero_shot` and `zero_shot_facts` (results/transplant_eval.py -> zero_shot.json), `held_out`
+and `new_rows` (results/transplant_holdout.py -> holdout.json), `numerals`
+(results/transplant_numerals.py -> numerals.json).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-RUNS = Path(__file__).parent / "transplant"
+RESULTS = Path(__file__).resolve().parent
+RUNS = RESULTS / "transplant"
+MARKER = re.compile(
+    r"^<!-- table: (?P<name>\S+) -->\n.*?^<!-- end table -->$", re.DOTALL | re.MULTILINE
+)
 
 
-def main() -> None:
-    """Print the zero-shot table (markdown) and the run facts."""
-    result = json.loads((RUNS / "zero_shot.json").read_text())
-    scores = result["scores"]
-    sets = list(result["texts"])
+def _load(name: str) -> dict[str, Any]:
+    """One committed output."""
+    return json.loads((RUNS / f"{name}.json").read_text())
+
+
+def zero_shot() -> str:
+    """Zero-shot bits per byte of every init, next to the base model."""
+    result = _load("zero_shot")
+    scores, sets = result["scores"], list(result["texts"])
     first = next(iter(scores.values()))
-    print("| init | " + " | ".join(f"{name} BPB" for name in sets) + " |")
-    print("|---|" + "---|" * len(sets))
+    lines = ["| init | " + " | ".join(f"{name} BPB" for name in sets) + " |"]
+    lines.append("|---|" + "---|" * len(sets))
     base = " | ".join(f"{first[name]['base_bpb']:.3f}" for name in sets)
-    print(f"| base model itself (SmolLM2 tokenizer) | {base} |")
+    lines.append(f"| base model itself (SmolLM2 tokenizer) | {base} |")
     for init, by_set in scores.items():
         cells = " | ".join(f"{by_set[name]['student_bpb']:.3f}" for name in sets)
-        print(f"| {init} | {cells} |")
-    print()
+        lines.append(f"| {init} | {cells} |")
+    return "\n".join(lines)
+
+
+def zero_shot_facts() -> str:
+    """What the zero-shot run held out, planned and spent."""
+    result = _load("zero_shot")
     texts = ", ".join(
         f"{name}: {t['docs']} docs, {t['bytes']} bytes" for name, t in result["texts"].items()
     )
-    print(f"Held-out text: {texts}.")
-    print(
+    residual = ", ".join(f"k={k}: {v:.3f}" for k, v in result["omp_relative_residual"].items())
+    return (
+        f"Held-out text: {texts}.\n"
         f"Plan: {result['plan']}; unanchored numerals: {len(result['unanchored_numerals'])}; "
         f"candidates: {result['candidates']}; OMP for all k: {result['omp_seconds_all_k']} s; "
-        f"plan: {result['plan_seconds']} s; peak RSS {result['peak_rss_mb']} MB."
+        f"plan: {result['plan_seconds']} s; peak RSS {result['peak_rss_mb']} MB.\n"
+        f"Mean relative donor-space residual ||x - fit|| / ||x||: {residual}."
     )
-    residual = ", ".join(f"k={k}: {v:.3f}" for k, v in result["omp_relative_residual"].items())
-    print(f"Mean relative donor-space residual ||x - fit|| / ||x||: {residual}.")
+
+
+def held_out() -> str:
+    """Held-out anchors: predicted vs true base rows."""
+    result = _load("holdout")
+    lines = ["| prediction | cosine | relative error | norm ratio mean | norm ratio max |"]
+    lines.append("|---|---|---|---|---|")
+    for name, row in result["held_out"].items():
+        lines.append(
+            f"| {name} | {row['cosine']:.4f} | {row['relative_error']:.4f} | "
+            f"{row['norm_ratio_mean']:.2f} | {row['norm_ratio_max']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def new_rows() -> str:
+    """Coefficient and row sizes of OMP codes for new Gemma-3 rows."""
+    result = _load("holdout")
+    lines = ["| OMP | coefficient L1 median / q99 / max | row norm q99 / max |"]
+    lines.append("|---|---|---|")
+    for name, row in result["new_rows"].items():
+        lines.append(
+            f"| {name} | {row['coefficient_l1_median']:.2f} / {row['coefficient_l1_q99']:.2f} / "
+            f"{row['coefficient_l1_max']:.2f} | {row['row_norm_q99']:.2f} / "
+            f"{row['row_norm_max']:.2f} |"
+        )
+    lines.append("")
+    lines.append(f"Base (SmolLM2) anchor rows have a mean norm of {result['base_row_norm_mean']}.")
+    return "\n".join(lines)
+
+
+def numerals() -> str:
+    """Numeral tokens without an anchor, per new tokenizer."""
+    result = _load("numerals")
+    lines = ["| new tokenizer | vocabulary | numerals without an anchor | examples |"]
+    lines.append("|---|---|---|---|")
+    for name, row in result["tokenizers"].items():
+        examples = ", ".join(f"`{e}`" for e in row["examples"]) or "-"
+        lines.append(
+            f"| {name} | {row['vocabulary']} | {row['unanchored_numerals']} | {examples} |"
+        )
+    return "\n".join(lines)
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "zero_shot": zero_shot,
+    "zero_shot_facts": zero_shot_facts,
+    "held_out": held_out,
+    "new_rows": new_rows,
+    "numerals": numerals,
+}
+
+
+def render(markdown: str) -> str:
+    """`markdown` with every marked table regenerated."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match["name"]
+        return f"<!-- table: {name} -->\n{TABLES[name]()}\n<!-- end table -->"
+
+    return MARKER.sub(replace, markdown)
+
+
+def main(argv: list[str]) -> int:
+    """Command line: see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    write = commands.add_parser("write", help="regenerate the tables of results/transplant.md")
+    write.add_argument("--check", action="store_true", help="only check that it is up to date")
+    args = parser.parse_args(argv)
+    path = RESULTS / "transplant.md"
+    old = path.read_text()
+    new = render(old)
+    if args.check:
+        if new != old:
+            print(f"{path} is out of date: run {Path(__file__).name} write")
+            return 1
+        return 0
+    path.write_text(new)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))
