@@ -136,3 +136,23 @@ def test_lightning_fit_reshuffles_every_epoch(files: tuple[Path, Path]) -> None:
         sorted(epochs[0]) == sorted(epochs[1]) == sorted(f"train document {i}" for i in range(40))
     )
     assert epochs[0] != epochs[1]
+
+
+def test_batches_do_not_depend_on_workers_and_resume_in_place(files: tuple[Path, Path]) -> None:
+    batches = {}
+    for workers in (0, 1, 3):
+        data = make(*files, num_workers=workers, shuffle_buffer_size=8)
+        data.setup("fit")
+        batches[workers] = list(data.train_dataloader())
+    assert batches[0] == batches[1] == batches[3]
+    assert sum(len(batch) for batch in batches[0]) == 40
+
+    resumed = make(*files, num_workers=2, shuffle_buffer_size=8)
+    resumed.trainer = SimpleNamespace(global_rank=0, world_size=1, current_epoch=0)  # type: ignore[assignment]
+    resumed.setup("fit")
+    loader = resumed.train_dataloader()
+    loader.load_state_dict({"epoch": 0, "batches_done": 3})
+    assert list(loader) == batches[0][3:]  # the shuffle buffer replayed past 3 batches
+    assert list(loader) == batches[0]  # the next iteration starts the epoch afresh
+    loader.load_state_dict({"epoch": 5, "batches_done": 3})  # another epoch: ignored
+    assert list(loader) == batches[0]

@@ -87,6 +87,7 @@ def reference(tiny_models, tmp_path_factory) -> tuple[Path, Path, list[dict]]:  
     return train_file, root, read_log(tmp / "docs.jsonl")
 
 
+@pytest.mark.slow
 def test_the_reference_run_sees_every_document_once_per_epoch(reference) -> None:  # type: ignore[no-untyped-def]
     _, _, log = reference
     assert [entry["step"] for entry in log] == list(range(MAX_STEPS))
