@@ -27,8 +27,6 @@ from ctd.evaluation.downstream import (
 )
 from ctd.evaluation.tasks import GREEDY, MULTIPLE_CHOICE, Question, load_task
 
-torch.set_grad_enabled(False)
-
 
 def _byte_unigram(seed: int = 0) -> tuple[torch.Tensor, torch.nn.Module]:
     logits = torch.randn(257, generator=torch.Generator().manual_seed(seed)) * 2
@@ -54,6 +52,7 @@ def test_unigram_model_likelihoods_are_the_hand_computed_sums() -> None:
     assert requests[2].context_ids == (256,)
 
 
+@torch.no_grad()
 def _reference_logprob(model: torch.nn.Module, tokenizer, context: str, cont: str, limit: int):
     """lm-eval-harness's HFLM rule, one unpadded request at a time, from full HF logits."""
     spaces = len(context) - len(context.rstrip())
