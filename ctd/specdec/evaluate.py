@@ -69,10 +69,15 @@ def read_prompt_records(path: str | Path, limit: int | None = None) -> list[dict
 
 
 def encode_prompt(tokenizer: Any, record: dict[str, Any]) -> list[int]:
-    """Token ids of one prompt record.
+    """Token ids of one prompt record, rendered as `ctd generate` renders it.
 
-    Chat `messages` (trailing assistant turns dropped) go through the tokenizer's chat template
-    with the generation prompt; a plain `prompt` is encoded as text (special tokens added).
+    Chat `messages` (trailing assistant turns dropped) and, when the tokenizer has a chat
+    template, a plain `prompt` (as one user turn) go through the chat template with the
+    generation prompt; without a template a plain `prompt` is encoded as text (special tokens
+    added). (`ctd.data.generate` has the same rule but importing it pulls in Lightning.)
+
+    Raises:
+        ValueError: no user turn, or chat messages for a tokenizer without a chat template.
     """
     if "messages" in record:
         messages = list(record["messages"])
@@ -80,8 +85,13 @@ def encode_prompt(tokenizer: Any, record: dict[str, Any]) -> list[int]:
             messages.pop()
         if not messages:
             raise ValueError("a prompt record has no user message")
+    else:
+        messages = [{"role": "user", "content": str(record["prompt"])}]
+    if getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if "messages" in record:
+        raise ValueError("a chat prompt needs a tokenizer with a chat template")
     return list(tokenizer(str(record["prompt"]))["input_ids"])
 
 
