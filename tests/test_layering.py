@@ -9,7 +9,7 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["ctd.alignment", "ctd.losses"])
+@pytest.mark.parametrize("module", ["ctd.alignment", "ctd.losses", "ctd.decoding", "ctd.specdec"])
 def test_lower_layers_import_without_lightning(module: str) -> None:
     code = (
         "import sys\n"
