@@ -99,12 +99,58 @@ def table(root: Path) -> str:
     return "\n".join(rows)
 
 
+ZERO_SHOT_MODELS = {
+    "teacher": "teacher (SmolLM2-135M-Instruct)",
+    "fvt_qwen2": "FVT -> Qwen2 tokenizer, untrained",
+    "fvt_bytes": "FVT -> bytes, untrained",
+}
+ZERO_SHOT_TASKS = {
+    "piqa": "PIQA",
+    "arc_easy": "ARC-Easy",
+    "hellaswag": "HellaSwag",
+    "lambada": "LAMBADA",
+}
+
+
+def zero_shot_table(root: Path) -> str:
+    """The zero-shot table: one row per `ctd evaluate --json` output (`root/<model>.json`).
+
+    Accuracy per task (acc / acc_per_byte; LAMBADA: greedy acc), their mean, and the mean as a
+    share of the teacher's.
+    """
+    reports = {m: _load(root / f"{m}.json") for m in ZERO_SHOT_MODELS}
+    head = " | ".join(f"{label} acc / per byte" for label in ZERO_SHOT_TASKS.values())
+    rows = [
+        f"| model | {head} | mean acc | % of teacher | questions per task |",
+        "|---|" + "---|" * (len(ZERO_SHOT_TASKS) + 3),
+    ]
+    teacher_mean = None
+    for model, label in ZERO_SHOT_MODELS.items():
+        report = reports[model]
+        if report is None:
+            rows.append(f"| {label} | not run |" + " - |" * (len(ZERO_SHOT_TASKS) + 2))
+            continue
+        tasks = [report["tasks"][name] for name in ZERO_SHOT_TASKS]
+        cells = [
+            f"{t['acc']:.1%}"
+            + (f" / {t['acc_per_byte']:.1%}" if t["acc_per_byte"] is not None else "")
+            for t in tasks
+        ]
+        mean = sum(t["acc"] for t in tasks) / len(tasks)
+        teacher_mean = mean if model == "teacher" else teacher_mean
+        kept = f"{mean / teacher_mean:.1%}" if teacher_mean else "-"
+        counts = "/".join(str(n) for n in sorted({t["num_questions"] for t in tasks}))
+        rows.append(f"| {label} | {' | '.join(cells)} | {mean:.1%} | {kept} | {counts} |")
+    return "\n".join(rows)
+
+
 def render(markdown: str) -> str:
     """`markdown` with every marked table regenerated from the directory its marker names."""
 
     def replace(match: re.Match[str]) -> str:
         name = match["dir"]
-        return f"<!-- table: {name} -->\n{table(REPO / name)}\n<!-- end table -->"
+        make = zero_shot_table if name.startswith("results/downstream/") else table
+        return f"<!-- table: {name} -->\n{make(REPO / name)}\n<!-- end table -->"
 
     return MARKER.sub(replace, markdown)
 
