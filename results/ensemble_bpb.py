@@ -93,7 +93,7 @@ def beam_error(members: list[tuple[str, Any, Any]], lengths: dict[str, int]) -> 
     """log2 P(text) of beams 1, 2, 4, 8 against the exact marginal, on short English texts."""
     from ctd.ensemble import ByteLM
 
-    starts = ("The file ", "You can u", "Install t")
+    starts = ("The file ", "You can u")
     found: dict[str, Any] = {}
     for name, model, tokenizer in members:
         texts = [start.encode()[: lengths[name]] for start in starts]

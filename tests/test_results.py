@@ -27,3 +27,13 @@ def test_drafter_tables_match_the_committed_run_outputs() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ensemble_tables_match_the_committed_run_outputs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "results" / "summarize_ensemble.py"), "write", "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
