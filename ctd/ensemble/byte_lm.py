@@ -14,8 +14,9 @@ pending bytes spell a whole token forks: the token is committed (one cached forw
 the old hypothesis keeps only the strictly longer tokens. With `beam_width=None` and
 `prune_threshold=0` the result is exact (exponential in the text length: tests only); a finite
 beam keeps the `beam_width` hypotheses of largest mass (and always the best one that ends at
-the current byte, so that no byte a token starts with gets probability 0), which makes every next-byte distribution
-a proper distribution of a slightly different byte LM (its error is measured in BENCHMARKS.md).
+the current byte, so that no byte a token starts with gets probability 0), which makes every
+next-byte distribution a proper distribution of a slightly different byte LM (its error against
+the exact marginal is measured in results/ensemble.md).
 
 The token LM's distribution is restricted to the tokens that spell bytes (not special, not a
 role token such as BOS, not `<unk>`, not empty) plus EOS, and renormalised. A tokenizer that
