@@ -10,19 +10,16 @@ Each `<!-- table: NAME -->` ... `<!-- end table -->` block is replaced by the ta
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import markdown_tables
+
 RESULTS = Path(__file__).resolve().parent
 RUNS = RESULTS / "ensemble"
-MARKER = re.compile(
-    r"^<!-- table: (?P<name>\S+) -->\n.*?^<!-- end table -->$", re.DOTALL | re.MULTILINE
-)
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -74,32 +71,9 @@ def beam_error() -> str:
 TABLES: dict[str, Callable[[], str]] = {"bpb": bpb, "beam_error": beam_error}
 
 
-def render(markdown: str) -> str:
-    """`markdown` with every marked table regenerated."""
-
-    def replace(match: re.Match[str]) -> str:
-        name = match["name"]
-        return f"<!-- table: {name} -->\n{TABLES[name]()}\n<!-- end table -->"
-
-    return MARKER.sub(replace, markdown)
-
-
 def main() -> int:
     """`write [--check]`: regenerate results/ensemble.md (or check it is up to date)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["write"])
-    parser.add_argument("--check", action="store_true")
-    args = parser.parse_args()
-    path = RESULTS / "ensemble.md"
-    current = path.read_text()
-    fresh = render(current)
-    if args.check:
-        if fresh != current:
-            print(f"{path} is out of date: run results/summarize_ensemble.py write")
-            return 1
-        return 0
-    path.write_text(fresh)
-    return 0
+    return markdown_tables.main(RESULTS / "ensemble.md", TABLES, sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -11,19 +11,16 @@ and `new_rows` (results/transplant_holdout.py -> holdout.json), `numerals`
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import markdown_tables
+
 RESULTS = Path(__file__).resolve().parent
 RUNS = RESULTS / "transplant"
-MARKER = re.compile(
-    r"^<!-- table: (?P<name>\S+) -->\n.*?^<!-- end table -->$", re.DOTALL | re.MULTILINE
-)
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -113,34 +110,10 @@ TABLES: dict[str, Callable[[], str]] = {
 }
 
 
-def render(markdown: str) -> str:
-    """`markdown` with every marked table regenerated."""
-
-    def replace(match: re.Match[str]) -> str:
-        name = match["name"]
-        return f"<!-- table: {name} -->\n{TABLES[name]()}\n<!-- end table -->"
-
-    return MARKER.sub(replace, markdown)
-
-
-def main(argv: list[str]) -> int:
-    """Command line: see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    write = commands.add_parser("write", help="regenerate the tables of results/transplant.md")
-    write.add_argument("--check", action="store_true", help="only check that it is up to date")
-    args = parser.parse_args(argv)
-    path = RESULTS / "transplant.md"
-    old = path.read_text()
-    new = render(old)
-    if args.check:
-        if new != old:
-            print(f"{path} is out of date: run {Path(__file__).name} write")
-            return 1
-        return 0
-    path.write_text(new)
-    return 0
+def main() -> int:
+    """`write [--check]`: regenerate results/transplant.md (or check it is up to date)."""
+    return markdown_tables.main(RESULTS / "transplant.md", TABLES, sys.argv[1:])
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
