@@ -140,6 +140,36 @@ def _picks(searched: _Searched, k: int, min_new_share: float) -> tuple[Tensor, T
     return picked, upper, z
 
 
+def _batch_codes(
+    batch: Tensor, atoms: Tensor, pool: Tensor | None, ks: list[int], min_new_share: float
+) -> dict[int, OMPResult]:
+    """The codes of one batch for every sparsity in `ks` (one greedy run up to the largest)."""
+    picked, upper, z = _picks(_Searched(batch, atoms, pool), ks[-1], min_new_share)
+    codes = {}
+    for s in ks:
+        solved = torch.linalg.solve_triangular(
+            upper[:, :s, :s], z[:, :s].unsqueeze(2), upper=True
+        ).squeeze(2)  # (B, s)
+        fit = torch.bmm(solved.unsqueeze(1), atoms[picked[:, :s]]).squeeze(1)  # (B, d)
+        codes[s] = OMPResult(picked[:, :s], solved, (batch - fit).norm(dim=1))
+    return codes
+
+
+def _concatenate(parts: list[OMPResult], sparsity: int, dtype: torch.dtype) -> OMPResult:
+    """The batches' codes as one result (an empty one for no targets)."""
+    if not parts:
+        return OMPResult(
+            torch.empty(0, sparsity, dtype=torch.long),
+            torch.empty(0, sparsity, dtype=dtype),
+            torch.empty(0, dtype=dtype),
+        )
+    return OMPResult(
+        torch.cat([part.indices for part in parts]),
+        torch.cat([part.coefficients for part in parts]),
+        torch.cat([part.residual_norms for part in parts]),
+    )
+
+
 def orthogonal_matching_pursuit(
     targets: Tensor,
     dictionary: Tensor,
@@ -185,8 +215,7 @@ def orthogonal_matching_pursuit(
     dtype = torch.float64 if torch.float64 in (targets.dtype, dictionary.dtype) else torch.float32
     atoms = dictionary.detach().to(dtype)
     unit_atoms = atoms / atoms.norm(dim=1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
-    screened = candidates is not None and candidates < atoms.shape[0]
-    parts: dict[int, list[tuple[Tensor, Tensor, Tensor]]] = {s: [] for s in ks}
+    parts: dict[int, list[OMPResult]] = {s: [] for s in ks}
     starts = range(0, targets.shape[0], batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -196,25 +225,9 @@ def orthogonal_matching_pursuit(
         for start in starts:
             batch = targets[start : start + batch_size].detach().to(dtype)
             pool = None
-            if candidates is not None and screened:
+            if candidates is not None and candidates < atoms.shape[0]:
                 scores = (batch @ unit_atoms.T).abs()  # (B, A)
                 pool = scores.topk(candidates, dim=1).indices  # (B, M)
-            searched = _Searched(batch, atoms, pool)
-            picked, upper, z = _picks(searched, ks[-1], min_new_share)
-            del searched
-            for s in ks:
-                solved = torch.linalg.solve_triangular(
-                    upper[:, :s, :s], z[:, :s].unsqueeze(2), upper=True
-                ).squeeze(2)  # (B, s)
-                fit = torch.bmm(solved.unsqueeze(1), atoms[picked[:, :s]]).squeeze(1)  # (B, d)
-                parts[s].append((picked[:, :s], solved, (batch - fit).norm(dim=1)))
-    empty = (
-        torch.empty(0, ks[-1], dtype=torch.long),
-        torch.empty(0, ks[-1], dtype=dtype),
-        torch.empty(0, dtype=dtype),
-    )
-    results = {}
-    for s in ks:
-        chunks = parts[s] or [(empty[0][:, :s], empty[1][:, :s], empty[2])]
-        results[s] = OMPResult(*(torch.cat(column) for column in zip(*chunks, strict=True)))
-    return results
+            for s, code in _batch_codes(batch, atoms, pool, ks, min_new_share).items():
+                parts[s].append(code)
+    return {s: _concatenate(parts[s], s, dtype) for s in ks}
