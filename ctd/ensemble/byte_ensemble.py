@@ -17,7 +17,7 @@ import numpy.typing as npt
 import torch
 
 from ctd.decoding import sample, warp_probs
-from ctd.ensemble.byte_lm import EOS_INDEX, ByteLM, ByteLMState
+from ctd.ensemble.byte_lm import EOS_INDEX, ByteLM, ByteLMState, canonical_text
 from ctd.ensemble.weights import normalized_weights
 
 __all__ = ["ByteEnsemble", "ByteScores"]
@@ -52,9 +52,9 @@ class ByteEnsemble:
         self.weights = normalized_weights(weights, len(members)).numpy()
         self.members = list(members)
 
-    def initial(self) -> list[ByteLMState]:
-        """Every member's state before any byte."""
-        return [member.initial() for member in self.members]
+    def initial(self, keep_canonical_of: str | None = None) -> list[ByteLMState]:
+        """Every member's state before any byte (keeping `keep_canonical_of`'s canonical path)."""
+        return [member.initial(keep_canonical_of) for member in self.members]
 
     def member_logprobs(self, states: Sequence[ByteLMState]) -> Floats:
         """Every member's next-byte log-probs. Shapes: returns (M, 257)."""
@@ -73,9 +73,15 @@ class ByteEnsemble:
         """Every member's state after one more byte (consumes `states`)."""
         return [m.advance(s, byte) for m, s in zip(self.members, states, strict=True)]
 
-    def score(self, data: bytes, *, include_eos: bool = False) -> ByteScores:
-        """Per-byte log-probs of `data` under each member and the ensemble, on the same bytes."""
-        states = self.initial()
+    def score(
+        self, data: bytes, *, include_eos: bool = False, keep_canonical: bool = True
+    ) -> ByteScores:
+        """Per-byte log-probs of `data` under each member and the ensemble, on the same bytes.
+
+        keep_canonical: every member's beam keeps its canonical tokenization of `data`
+        (`ByteLM.score`), so no member scores below its canonical tokenization.
+        """
+        states = self.initial(canonical_text(data) if keep_canonical else None)
         rows = []
         for byte in data:
             member = self.member_logprobs(states)

@@ -18,6 +18,16 @@ the current byte, so that no byte a token starts with gets probability 0), which
 next-byte distribution a proper distribution of a slightly different byte LM (its error against
 the exact marginal is measured in results/ensemble.md).
 
+A beam can lose a text's canonical tokenization (the SmolLM2 passage of results/ensemble.md lost
+it at ` (Di`, where four hypotheses inside longer tokens outweighed ` (` `D` + `i...`, and
+scored 2.996 bits/byte against the canonical 2.840). So `score` keeps the scored text's
+canonical path in the beam (beyond the width if need be): the beam's log P(text) is then at
+least the canonical tokenization's. Each step's distribution is normalised over its kept mass
+K_i <= F_i, the mass of all extensions, so P_beam(x) = F_n prod_i F_i / K_i >= F_n, and F_n
+holds the canonical path. The price: which hypotheses are kept at byte i depends on the whole
+text's canonical tokenization (bytes after i), so scored texts' per-byte conditionals are not
+those of one fixed byte LM; generation (no text known) never keeps a path.
+
 The token LM's distribution is restricted to the tokens that spell bytes (not special, not a
 role token such as BOS, not `<unk>`, not empty) plus EOS, and renormalised. A tokenizer that
 adds a dummy-prefix space conditions on that space. Next-byte distributions have 257 entries:
@@ -36,11 +46,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from ctd.alignment.encode import template_special_ids
+from ctd.alignment.encode import encode, template_special_ids
 from ctd.alignment.token_bytes import token_bytes
 from ctd.decoding import CachedModel
 
-__all__ = ["EOS_INDEX", "ByteLM", "ByteLMState", "TokenByteTrie", "context_ids"]
+__all__ = ["EOS_INDEX", "ByteLM", "ByteLMState", "TokenByteTrie", "canonical_text", "context_ids"]
 
 EOS_INDEX = 256
 """Index of end-of-sequence in a next-byte distribution (bytes are 0..255)."""
@@ -100,6 +110,9 @@ class TokenByteTrie:
         eligible.sort(key=lambda index: table.bytes_of[index])
         self.sorted_ids = np.asarray(eligible, dtype=np.int64)
         self.keys = [table.bytes_of[index] for index in eligible]
+        self.bytes_of = table.bytes_of
+        self.spells = np.zeros(table.vocab_size, dtype=bool)
+        self.spells[self.sorted_ids] = True
         self.vocab_size = table.vocab_size
         self.prepends_space = table.prepends_space
         self.uncovered_bytes = sorted(set(range(256)) - {key[0] for key in self.keys})
@@ -143,6 +156,7 @@ class _Hypothesis:
     node: _Node
     pending: bytes  # bytes after the node's end that its next token must start with
     log_weight: float  # log q(node's token prefix)
+    canonical: bool = False  # on the scored text's canonical tokenization (kept by the beam)
 
 
 @dataclass
@@ -151,6 +165,7 @@ class ByteLMState:
 
     hypotheses: list[_Hypothesis]
     num_bytes: int
+    canonical_ends: dict[int, int] | None = None  # text byte where a canonical token ends -> id
     consumed: bool = field(default=False)
 
 
@@ -185,6 +200,7 @@ class ByteLM:
         if not 0.0 <= prune_threshold < 1.0:
             raise ValueError(f"prune_threshold must be in [0, 1), got {prune_threshold}")
         self.name = name
+        self.tokenizer = tokenizer
         self.trie = TokenByteTrie(tokenizer, name=name)
         rows = int(model.get_output_embeddings().weight.shape[0])
         if rows < self.trie.vocab_size:
@@ -212,15 +228,45 @@ class ByteLM:
         eos_prob = float(torch.exp(eos - log_norm).sum())
         return _Node(cached, np.append(probs, 0.0), eos_prob, token_ids)
 
-    def initial(self) -> ByteLMState:
-        """The state before any byte (after the dummy-prefix space, if the tokenizer adds one)."""
+    def initial(self, keep_canonical_of: str | None = None) -> ByteLMState:
+        """The state before any byte (after the dummy-prefix space, if the tokenizer adds one).
+
+        Args:
+            keep_canonical_of: the text about to be scored: its canonical tokenization's path
+                is then always kept in the beam (see the module docstring). None: no path kept.
+
+        Raises:
+            ValueError: the canonical tokenization of `keep_canonical_of` does not spell its
+                bytes with byte-spelling tokens.
+        """
         cached = CachedModel(self.model)
         logits = cached.prefill(torch.tensor([self.context], device=cached.device))[0, -1]
-        state = ByteLMState([_Hypothesis(self._node(cached, logits, ()), b"", 0.0)], 0)
+        root = _Hypothesis(self._node(cached, logits, ()), b"", 0.0, canonical=True)
+        plan = None if keep_canonical_of is None else self.canonical_ends(keep_canonical_of)
+        start = -1 if self.trie.prepends_space else 0  # the dummy space is text byte -1
+        state = ByteLMState([root], start, plan)
         if self.trie.prepends_space:
             state = self.advance(state, 0x20)
-            state.num_bytes = 0
         return state
+
+    def canonical_ends(self, text: str) -> dict[int, int]:
+        """Where each token of `text`'s canonical tokenization ends (in text bytes) -> its id.
+
+        Raises:
+            ValueError: a canonical token that does not spell bytes (special, `<unk>`), or
+                tokens whose bytes are not the text's (after the dummy-prefix space, if any).
+        """
+        ids = [
+            int(i) for i in encode(self.tokenizer, [text], add_special_tokens=False)[0].input_ids
+        ]
+        bad = [i for i in ids if not self.trie.spells[i]]
+        if bad:
+            raise ValueError(f"{self.name}: canonical token {bad[0]} of the text spells no bytes")
+        space = b" " if self.trie.prepends_space else b""
+        if b"".join(self.trie.bytes_of[i] for i in ids) != space + text.encode("utf-8"):
+            raise ValueError(f"{self.name}: the canonical tokens spell other bytes than the text")
+        ends = np.cumsum([len(self.trie.bytes_of[i]) for i in ids]) - len(space) - 1
+        return {int(end): token for end, token in zip(ends, ids, strict=True)}
 
     def next_byte_logprobs(self, state: ByteLMState) -> Floats:
         """Log P(b | bytes so far) for b = 0..255 and EOS (index 256); exp sums to 1.
@@ -242,21 +288,33 @@ class ByteLM:
             return np.log(masses) - math.log(masses.sum())
 
     def _candidates(self, state: ByteLMState, byte: int) -> list[tuple[float, _Hypothesis, int]]:
-        """(log mass, hypothesis, token to commit or -1) of every way to extend by `byte`."""
+        """(log mass, hypothesis, token to commit or -1) of every way to extend by `byte`.
+
+        A candidate is canonical when its parent is and it follows the plan: the canonical
+        token ending at this byte is committed, or the pending bytes grow inside one.
+        """
+        plan = state.canonical_ends
+        canonical_token = -1 if plan is None else plan.get(state.num_bytes, -1)
         found: list[tuple[float, _Hypothesis, int]] = []
         for hypothesis in state.hypotheses:
+            on_plan = plan is not None and hypothesis.canonical
             pending = hypothesis.pending + bytes([byte])
             bounds = self.trie.bounds(pending)
             probs = hypothesis.node.sorted_probs
             longer = float(probs[bounds[1] : bounds[257]].sum())
             if longer > 0:
-                extended = _Hypothesis(hypothesis.node, pending, hypothesis.log_weight)
+                extended = _Hypothesis(
+                    hypothesis.node, pending, hypothesis.log_weight, on_plan and canonical_token < 0
+                )
                 found.append((hypothesis.log_weight + math.log(longer), extended, -1))
             for position in range(int(bounds[0]), int(bounds[1])):  # tokens spelling `pending`
+                token = int(self.trie.sorted_ids[position])
                 if probs[position] > 0:
                     log_weight = hypothesis.log_weight + math.log(probs[position])
-                    committed = _Hypothesis(hypothesis.node, b"", log_weight)
-                    found.append((log_weight, committed, int(self.trie.sorted_ids[position])))
+                    committed = _Hypothesis(
+                        hypothesis.node, b"", log_weight, on_plan and token == canonical_token
+                    )
+                    found.append((log_weight, committed, token))
         return found
 
     def _prune(
@@ -265,7 +323,8 @@ class ByteLM:
         """The largest `beam_width` candidates above the threshold, plus the best token end.
 
         A hypothesis that ends exactly here is always kept (beyond the width if need be), so
-        that every byte some token starts with keeps a positive probability at the next step.
+        that every byte some token starts with keeps a positive probability at the next step;
+        so is the canonical path of a scored text.
         """
         found.sort(key=lambda item: -item[0])
         log_total = float(np.logaddexp.reduce([item[0] for item in found]))
@@ -273,6 +332,8 @@ class ByteLM:
         kept = kept if self.beam_width is None else kept[: self.beam_width]
         if not any(item[2] >= 0 for item in kept):
             kept += [item for item in found if item[2] >= 0][:1]
+        if not any(item[1].canonical for item in kept):
+            kept += [item for item in found if item[1].canonical]
         return kept
 
     def advance(self, state: ByteLMState, byte: int) -> ByteLMState:
@@ -303,21 +364,33 @@ class ByteLM:
                 reuse = uses_left[id(parent)] == 0 and id(parent) not in still_read
                 hypothesis = self._commit(hypothesis, token, reuse)
             hypotheses.append(hypothesis)
-        return ByteLMState(hypotheses, state.num_bytes + 1)
+        return ByteLMState(hypotheses, state.num_bytes + 1, state.canonical_ends)
 
     def _commit(self, hypothesis: _Hypothesis, token: int, reuse: bool) -> _Hypothesis:
         parent = hypothesis.node
         cached = parent.cached if reuse else _fork(parent.cached)
         logits = cached.step(torch.tensor([[token]], device=cached.device))[0, -1]
         node = self._node(cached, logits, (*parent.token_ids, token))
-        return _Hypothesis(node, b"", hypothesis.log_weight)
+        return _Hypothesis(node, b"", hypothesis.log_weight, hypothesis.canonical)
 
-    def score(self, data: bytes, *, include_eos: bool = False) -> Floats:
+    def score(
+        self, data: bytes, *, include_eos: bool = False, keep_canonical: bool = True
+    ) -> Floats:
         """Log P(byte_i | bytes before it) for every byte (then EOS, if asked).
 
+        Args:
+            data: the bytes to score.
+            include_eos: also score EOS after them.
+            keep_canonical: keep the canonical tokenization's path of `data` in the beam, so
+                that the sum is at least its log-probability (see the module docstring).
+
         Shapes: returns (len(data),) float64, (len(data) + 1,) with include_eos.
+
+        Raises:
+            ValueError: keep_canonical with bytes that are not UTF-8 (a text has no canonical
+                tokenization then), or a byte of probability 0.
         """
-        state = self.initial()
+        state = self.initial(canonical_text(data) if keep_canonical else None)
         logprobs = []
         for byte in data:
             logprobs.append(self.next_byte_logprobs(state)[byte])
@@ -325,6 +398,21 @@ class ByteLM:
         if include_eos:
             logprobs.append(self.next_byte_logprobs(state)[EOS_INDEX])
         return np.asarray(logprobs, dtype=np.float64)
+
+
+def canonical_text(data: bytes) -> str:
+    """`data` as text, to tokenize canonically.
+
+    Raises:
+        ValueError: the bytes are not UTF-8.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"keep_canonical needs UTF-8 bytes (a text to tokenize), got {error}; "
+            "pass keep_canonical=False"
+        ) from None
 
 
 def _fork(cached: CachedModel) -> CachedModel:

@@ -127,3 +127,47 @@ def test_a_narrow_beam_never_rules_out_a_byte(bpe) -> None:  # type: ignore[no-u
     for byte in b"that|rat, sat~on":
         assert np.isfinite(lm.next_byte_logprobs(state)[:256]).all()  # every byte is a token
         state = lm.advance(state, byte)
+
+
+def _canonical_logprob(model, tokenizer, text: str) -> float:  # type: ignore[no-untyped-def]
+    """log q(canonical ids | BOS) by one plain forward over the whole vocabulary (reference)."""
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    full = torch.tensor([[tokenizer.bos_token_id, *ids]])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(input_ids=full).logits[0].double(), -1)
+    return float(sum(logprobs[t, index] for t, index in enumerate(ids)))
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+@pytest.mark.parametrize("beam_width", [1, 2, 3])
+@pytest.mark.parametrize("text", ["a hat, a cat, that mat", "then the rat ran at the cat"])
+def test_a_beam_never_scores_a_text_below_its_canonical_tokenization(
+    seed, beam_width, text
+) -> None:  # type: ignore[no-untyped-def]
+    # narrow beams on these texts lose the canonical path (by up to 34 nats) unless it is kept
+    tokenizer = tiny_bpe()
+    model = tiny_llama(len(tokenizer), seed=seed)
+    canonical = _canonical_logprob(model, tokenizer, text)
+    lm = ByteLM(model, tokenizer, beam_width=beam_width)
+    assert lm.score(text.encode()).sum() >= canonical - 1e-9
+    assert lm.score(text.encode(), include_eos=True)[:-1].sum() >= canonical - 1e-9
+
+
+def test_the_canonical_path_of_a_dummy_prefix_tokenizer_is_kept() -> None:
+    tokenizer = fixture_tokenizer("phi3", bos="<s>", eos="</s>")
+    model = tiny_llama(len(tokenizer), seed=5, width=16)
+    text = "hi there, it is"
+    lm = ByteLM(model, tokenizer, beam_width=1)
+    assert lm.trie.prepends_space  # the canonical ids spell " hi there, it is"
+    # P(text | space) = P(" " text) / P(" ") >= q(canonical ids of " " text)
+    assert lm.score(text.encode()).sum() >= _canonical_logprob(model, tokenizer, text) - 1e-9
+    state = lm.initial(text)
+    for byte in text.encode():  # the plan's byte positions are the text's, after the space
+        state = lm.advance(state, byte)
+        assert [h.canonical for h in state.hypotheses].count(True) == 1
+    ends = [h for h in state.hypotheses if h.canonical][0]
+    assert ends.pending == b""
+    assert list(ends.node.token_ids) == tokenizer(text, add_special_tokens=False).input_ids
+    with pytest.raises(ValueError, match="needs UTF-8 bytes"):
+        lm.score(b"\xff\xfe")
+    assert np.isfinite(lm.score(b"\xff\xfe", keep_canonical=False)).all()
