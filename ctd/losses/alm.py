@@ -128,6 +128,53 @@ def _valid_divergences(
     return torch.where(valid, values, torch.zeros_like(values))
 
 
+def _check_space_inputs(
+    needs_space: bool, student_space_logprobs: Tensor | None, teacher_space_logprobs: Tensor | None
+) -> None:
+    """Raises ValueError when ``append_space`` / ``merge_by_space_prob`` lack a side's space."""
+    if needs_space and (teacher_space_logprobs is None or student_space_logprobs is None):
+        raise ValueError("append_space / merge_by_space_prob need *_space_logprobs on both sides")
+
+
+def _compared_likelihoods(
+    student: ChunkLogprobs,
+    teacher: ChunkLogprobs,
+    student_space: Tensor,
+    teacher_space: Tensor,
+    *,
+    append_space: bool,
+    merge_by_space_prob: bool,
+    space_prob_threshold: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The chunk (or merged group) log-likelihoods the divergence compares, and their validity.
+
+    Clamped to <= 0, merged by the teacher's space probability if asked, then with the space
+    log-probs added if asked.
+
+    Shapes: chunks and spaces (B, C) -> 3 x (B, C) (student, teacher, valid).
+    """
+    valid = student.complete & teacher.complete  # (B, C)
+    ell_student = student.logprobs.clamp(max=0.0)  # (B, C)
+    ell_teacher = teacher.logprobs.clamp(max=0.0)
+    if merge_by_space_prob:
+        present = (
+            student.num_scored + student.num_unscored + teacher.num_scored + teacher.num_unscored
+        ) > 0
+        ell_student, ell_teacher, student_space, teacher_space, valid = merge_chunks_by_space_prob(
+            ell_student,
+            ell_teacher,
+            student_space=student_space,
+            teacher_space=teacher_space,
+            valid=valid,
+            present=present,
+            threshold=space_prob_threshold,
+        )
+    if append_space:
+        ell_student = ell_student + student_space
+        ell_teacher = ell_teacher + teacher_space
+    return ell_student, ell_teacher, valid
+
+
 def alm_loss(
     student_logprobs: Tensor,
     teacher_logprobs: Tensor,
@@ -189,9 +236,9 @@ def alm_loss(
         0.6931
     """
     _check_options(divergence, temperature)
-    needs_space = append_space or merge_by_space_prob
-    if needs_space and (teacher_space_logprobs is None or student_space_logprobs is None):
-        raise ValueError("append_space / merge_by_space_prob need *_space_logprobs on both sides")
+    _check_space_inputs(
+        append_space or merge_by_space_prob, student_space_logprobs, teacher_space_logprobs
+    )
     check_same_batch("student_logprobs", student_logprobs, "teacher_logprobs", teacher_logprobs)
     if num_chunks is None:
         num_chunks = infer_num_chunks(student_chunk_index, teacher_chunk_index)
@@ -205,25 +252,11 @@ def alm_loss(
         "teacher", teacher_logprobs, teacher_chunk_index, teacher_space_logprobs,
         teacher_mask, columns, dtype,
     )  # fmt: skip
-    valid = student.complete & teacher.complete  # (B, C)
-    ell_student = student.logprobs.clamp(max=0.0)  # (B, C)
-    ell_teacher = teacher.logprobs.clamp(max=0.0)
-    if merge_by_space_prob:
-        present = (
-            student.num_scored + student.num_unscored + teacher.num_scored + teacher.num_unscored
-        ) > 0
-        ell_student, ell_teacher, space_student, space_teacher, valid = merge_chunks_by_space_prob(
-            ell_student,
-            ell_teacher,
-            student_space=space_student,
-            teacher_space=space_teacher,
-            valid=valid,
-            present=present,
-            threshold=space_prob_threshold,
-        )
-    if append_space:
-        ell_student = ell_student + space_student
-        ell_teacher = ell_teacher + space_teacher
+    ell_student, ell_teacher, valid = _compared_likelihoods(
+        student, teacher, space_student, space_teacher,
+        append_space=append_space, merge_by_space_prob=merge_by_space_prob,
+        space_prob_threshold=space_prob_threshold,
+    )  # fmt: skip
     values = _valid_divergences(ell_student, ell_teacher, valid, divergence, temperature, epsilon)
     return values.sum() / resolve_normalizer(normalizer, valid.sum().to(dtype))
 

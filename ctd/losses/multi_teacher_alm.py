@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -127,14 +127,10 @@ def multi_teacher_alm_loss(
     """
     check_combine(combine)
     _check_options(divergence, temperature)
-    count = len(teacher_logprobs)
-    weights = normalized_teacher_weights(teacher_weights, count)
-    if len(teacher_chunk_index) != count:
-        raise ValueError(
-            f"teacher_chunk_index has {len(teacher_chunk_index)} entries for {count} teachers"
-        )
-    spaces = _optional(teacher_space_logprobs, count, "teacher_space_logprobs")
-    masks = _optional(teacher_mask, count, "teacher_mask")
+    weights = normalized_teacher_weights(teacher_weights, len(teacher_logprobs))
+    teachers = _teacher_inputs(
+        teacher_logprobs, teacher_chunk_index, teacher_space_logprobs, teacher_mask
+    )
     if num_chunks is None:
         num_chunks = infer_num_chunks(student_chunk_index, *teacher_chunk_index)
     options: dict[str, Any] = {
@@ -143,45 +139,78 @@ def multi_teacher_alm_loss(
         "append_space": append_space, "num_chunks": num_chunks,
     }  # fmt: skip
     if combine == "sum":
-        terms = [
-            weight
-            * alm_loss(
-                student_logprobs,
-                logprobs,
-                student_chunk_index=student_chunk_index,
-                teacher_chunk_index=index,
-                teacher_space_logprobs=space,
-                teacher_mask=mask,
-                merge_by_space_prob=merge_by_space_prob,
-                space_prob_threshold=space_prob_threshold,
-                **options,
-            )  # fmt: skip
-            for weight, logprobs, index, space, mask in zip(
-                weights, teacher_logprobs, teacher_chunk_index, spaces, masks, strict=True
-            )
-        ]
-        return torch.stack(terms).sum()
+        return _weighted_alm_sum(
+            student_logprobs, teachers, weights, student_chunk_index=student_chunk_index,
+            merge_by_space_prob=merge_by_space_prob, space_prob_threshold=space_prob_threshold,
+            **options,
+        )  # fmt: skip
     if merge_by_space_prob:
         raise ValueError(ENSEMBLE_MERGE_ERROR)
-    return _ensemble_alm(
-        student_logprobs, teacher_logprobs, student_chunk_index, teacher_chunk_index,
-        spaces, masks, weights, options,
-    )  # fmt: skip
+    return _ensemble_alm(student_logprobs, student_chunk_index, teachers, weights, options)
+
+
+class _TeacherInputs(NamedTuple):
+    """One teacher's arguments of :func:`multi_teacher_alm_loss`. Shapes: (B, T_k) each."""
+
+    logprobs: Tensor
+    chunk_index: Tensor
+    space_logprobs: Tensor | None
+    mask: Tensor | None
+
+
+def _teacher_inputs(
+    teacher_logprobs: Sequence[Tensor],
+    teacher_chunk_index: Sequence[Tensor],
+    teacher_space_logprobs: Sequence[Tensor | None] | None,
+    teacher_mask: Sequence[Tensor | None] | None,
+) -> list[_TeacherInputs]:
+    """The per-teacher sequences, one entry per teacher; ValueError if their lengths differ."""
+    count = len(teacher_logprobs)
+    if len(teacher_chunk_index) != count:
+        raise ValueError(
+            f"teacher_chunk_index has {len(teacher_chunk_index)} entries for {count} teachers"
+        )
+    spaces = _optional(teacher_space_logprobs, count, "teacher_space_logprobs")
+    masks = _optional(teacher_mask, count, "teacher_mask")
+    return [
+        _TeacherInputs(*inputs)
+        for inputs in zip(teacher_logprobs, teacher_chunk_index, spaces, masks, strict=True)
+    ]
+
+
+def _weighted_alm_sum(
+    student_logprobs: Tensor,
+    teachers: Sequence[_TeacherInputs],
+    weights: Sequence[float],
+    **options: Any,
+) -> Tensor:
+    """``sum_k w_k alm_loss(student, teacher_k, **options)`` on the shared chunks. Shapes: -> ()."""
+    terms = [
+        weight
+        * alm_loss(
+            student_logprobs,
+            teacher.logprobs,
+            teacher_chunk_index=teacher.chunk_index,
+            teacher_space_logprobs=teacher.space_logprobs,
+            teacher_mask=teacher.mask,
+            **options,
+        )
+        for weight, teacher in zip(weights, teachers, strict=True)
+    ]
+    return torch.stack(terms).sum()
 
 
 def _ensemble_alm(
     student_logprobs: Tensor,
-    teacher_logprobs: Sequence[Tensor],
     student_chunk_index: Tensor,
-    teacher_chunk_index: Sequence[Tensor],
-    spaces: Sequence[Tensor | None],
-    masks: Sequence[Tensor | None],
+    teachers: Sequence[_TeacherInputs],
     weights: Sequence[float],
     options: dict[str, Any],
 ) -> Tensor:
     """ALM of the student against the per-chunk mixture of the teachers. Shapes: -> ()."""
     append_space = options["append_space"]
-    if append_space and (options["student_space_logprobs"] is None or None in spaces):
+    no_space = any(teacher.space_logprobs is None for teacher in teachers)
+    if append_space and (options["student_space_logprobs"] is None or no_space):
         raise ValueError("append_space needs *_space_logprobs for the student and every teacher")
     columns = max(int(options["num_chunks"]), 1)
     dtype = compute_dtype(student_logprobs)
@@ -191,12 +220,8 @@ def _ensemble_alm(
     )  # fmt: skip
     valid = student.complete  # (B, C)
     teacher_ells = []
-    for k, (logprobs, index, space, mask) in enumerate(
-        zip(teacher_logprobs, teacher_chunk_index, spaces, masks, strict=True)
-    ):
-        teacher, teacher_space = _side_chunks(
-            f"teacher {k}", logprobs, index, space, mask, columns, dtype
-        )
+    for k, teacher_inputs in enumerate(teachers):
+        teacher, teacher_space = _side_chunks(f"teacher {k}", *teacher_inputs, columns, dtype)
         valid = valid & teacher.complete
         ell = teacher.logprobs.clamp(max=0.0)  # (B, C)
         teacher_ells.append(ell + teacher_space if append_space else ell)

@@ -41,6 +41,14 @@ def _case() -> dict[str, object]:
     }
 
 
+def _space_logprobs() -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Space log-probs of `_case`'s student and of teachers A and B, per token."""
+    student_space = torch.tensor([[0.0, LN(0.6), LN(0.7)]], dtype=torch.float64)
+    space_a = torch.tensor([[0.0, LN(0.1), LN(0.3), LN(0.5)]], dtype=torch.float64)
+    space_b = torch.tensor([[0.0, LN(0.9), LN(0.1), LN(0.2)]], dtype=torch.float64)
+    return student_space, [space_a, space_b]
+
+
 def test_ensemble_teacher_chunk_loglikelihood_by_hand() -> None:
     # teacher A: p(ab) = 0.5 * 0.8 = 0.4, p(cd) = 0.9; teacher B: p(ab) = 0.2, p(cd) = 0.25
     chunks = torch.tensor([[[LN(0.4), LN(0.9)]], [[LN(0.2), LN(0.25)]]], dtype=torch.float64)
@@ -73,9 +81,7 @@ def test_ensemble_loss_by_hand() -> None:
 
 def test_ensemble_with_append_space_mixes_chunk_then_space() -> None:
     case = _case()
-    student_space = torch.tensor([[0.0, LN(0.6), LN(0.7)]], dtype=torch.float64)
-    space_a = torch.tensor([[0.0, LN(0.1), LN(0.3), LN(0.5)]], dtype=torch.float64)
-    space_b = torch.tensor([[0.0, LN(0.9), LN(0.1), LN(0.2)]], dtype=torch.float64)
+    student_space, (space_a, space_b) = _space_logprobs()
     loss = multi_teacher_alm_loss(
         case["student"],
         case["teachers"],
@@ -95,20 +101,31 @@ def test_ensemble_with_append_space_mixes_chunk_then_space() -> None:
     assert loss.item() == pytest.approx(expected, rel=1e-10)
 
 
-def test_sum_equals_the_weighted_single_teacher_losses() -> None:
-    case = _case()
-    masks = [torch.tensor([[True, True, True, False]]), None]  # teacher A's "cd" unscored
-    singles = [
+def _single_teacher_losses(
+    case: dict[str, object], per_teacher: list[dict[str, object]], **options: object
+) -> list[float]:
+    """`alm_loss` of the student against each teacher alone (`per_teacher[k]`: its own kwargs)."""
+    return [
         alm_loss(
             case["student"],
             teacher,
             student_chunk_index=case["student_index"],
             teacher_chunk_index=index,
-            teacher_mask=mask,
-            temperature=3.0,
+            **own,
+            **options,
+        ).item()
+        for teacher, index, own in zip(
+            case["teachers"], case["teacher_index"], per_teacher, strict=True
         )
-        for teacher, index, mask in zip(case["teachers"], case["teacher_index"], masks, strict=True)
     ]
+
+
+def test_sum_equals_the_weighted_single_teacher_losses() -> None:
+    case = _case()
+    masks = [torch.tensor([[True, True, True, False]]), None]  # teacher A's "cd" unscored
+    singles = _single_teacher_losses(
+        case, [{"teacher_mask": mask} for mask in masks], temperature=3.0
+    )
     module = MultiTeacherALMLoss(combine="sum", teacher_weights=[1.0, 4.0], temperature=3.0)
     loss = module(
         case["student"],
@@ -117,7 +134,32 @@ def test_sum_equals_the_weighted_single_teacher_losses() -> None:
         teacher_chunk_index=case["teacher_index"],
         teacher_mask=masks,
     )
-    assert loss.item() == pytest.approx(0.2 * singles[0].item() + 0.8 * singles[1].item())
+    assert loss.item() == pytest.approx(0.2 * singles[0] + 0.8 * singles[1])
+
+
+def test_sum_passes_the_merge_options_to_every_single_teacher_loss() -> None:
+    case = _case()
+    student_space, spaces = _space_logprobs()
+    # threshold 0.4 merges teacher A's two chunks (space 0.3 after "ab"); the default 0.1 does not
+    options = {"merge_by_space_prob": True, "space_prob_threshold": 0.4, "temperature": 1.0}
+    own = [{"teacher_space_logprobs": space} for space in spaces]
+    singles = _single_teacher_losses(case, own, student_space_logprobs=student_space, **options)
+    default_threshold = _single_teacher_losses(
+        case, own, student_space_logprobs=student_space, merge_by_space_prob=True, temperature=1.0
+    )
+    assert default_threshold[0] != pytest.approx(singles[0])  # the option matters
+    loss = multi_teacher_alm_loss(
+        case["student"],
+        case["teachers"],
+        student_chunk_index=case["student_index"],
+        teacher_chunk_index=case["teacher_index"],
+        combine="sum",
+        student_space_logprobs=student_space,
+        teacher_space_logprobs=spaces,
+        teacher_weights=[1.0, 3.0],
+        **options,
+    )
+    assert loss.item() == pytest.approx(0.25 * singles[0] + 0.75 * singles[1])
 
 
 def test_identical_teachers_equal_single_teacher_alm_and_gradients_flow() -> None:
@@ -180,4 +222,20 @@ def test_bad_input() -> None:
         MultiTeacherALMLoss(combine="ensemble", merge_by_space_prob=True)
     with pytest.raises(ValueError, match="teacher_mask has 1 entries for 2 teachers"):
         multi_teacher_alm_loss(case["student"], case["teachers"], teacher_mask=[None], **arguments)
+    with pytest.raises(ValueError, match="teacher_chunk_index has 1 entries for 2 teachers"):
+        multi_teacher_alm_loss(
+            case["student"],
+            case["teachers"],
+            student_chunk_index=case["student_index"],
+            teacher_chunk_index=case["teacher_index"][:1],
+        )
+    with pytest.raises(ValueError, match="append_space needs .* every teacher"):
+        multi_teacher_alm_loss(
+            case["student"],
+            case["teachers"],
+            append_space=True,
+            student_space_logprobs=case["student"],
+            teacher_space_logprobs=[case["teachers"][0], None],
+            **arguments,
+        )
     assert normalized_teacher_weights([], 4) == [0.25] * 4
