@@ -131,7 +131,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     vocabulary = _vocabulary(args, (target, drafter), (target_tokenizer, drafter_tokenizer))
     shared = isinstance(vocabulary, SharedVocabulary)
     prompts = [encode_prompt(target_tokenizer, record) for record in records]
-    drafter_prompts = None if shared else [encode_prompt(drafter_tokenizer, r) for r in records]
+    # a template-less target reads plain text: so does its drafter, template or not
+    chat = None if getattr(target_tokenizer, "chat_template", None) else False
+    drafter_prompts = (
+        None if shared else [encode_prompt(drafter_tokenizer, r, chat=chat) for r in records]
+    )
     extra = args.max_new_tokens + args.gamma + 1
     _check_lengths("target", target, prompts, extra)
     _check_lengths("drafter", drafter, drafter_prompts or prompts, extra)

@@ -1,9 +1,11 @@
 """Judge a drafter by speculative decoding on prompts: alpha, tau, MBSU, tokens/s, outputs.
 
 `evaluate_drafter` runs plain target decoding (the baseline) and speculative decoding on the same
-prompts and returns one flat report; `ctd specdec` prints it. Same-tokenizer runs also get the
-analytic prediction: alpha = mean of sum_v min(p, q) over the generated answers in one
-teacher-forced pass of both models, and tau = (1 - alpha^(gamma+1)) / (1 - alpha).
+prompts and returns one flat report; `ctd specdec` prints it. It also gives the analytic
+prediction: alpha = mean of sum_v min(p, q) over the generated answers in one teacher-forced pass
+of both models, and tau = (1 - alpha^(gamma+1)) / (1 - alpha). With another tokenizer (TLI) q is
+the drafter's draft distribution on target ids, read after the answer respelt in drafter tokens
+as the decoder feeds it, so alpha is the same per-target-token acceptance probability.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ import torch
 
 from ctd.decoding.cached import CachedModel
 from ctd.decoding.generate import generate
+from ctd.decoding.sampling import warp_probs
 from ctd.metrics.acceptance import (
     expected_block_efficiency,
     measured_acceptance,
     memory_bound_speedup,
-    teacher_forced_acceptance,
 )
 from ctd.specdec.decode import SpecDecOutput, speculative_generate
 from ctd.specdec.verify import TorchRandom
@@ -68,17 +70,20 @@ def read_prompt_records(path: str | Path, limit: int | None = None) -> list[dict
     return records
 
 
-def encode_prompt(tokenizer: Any, record: dict[str, Any]) -> list[int]:
+def encode_prompt(tokenizer: Any, record: dict[str, Any], *, chat: bool | None = None) -> list[int]:
     """Token ids of one prompt record, rendered as `ctd generate` renders it.
 
     Chat `messages` (trailing assistant turns dropped) and, when the tokenizer has a chat
     template, a plain `prompt` (as one user turn) go through the chat template with the
     generation prompt; without a template a plain `prompt` is encoded as text (special tokens
     added). (`ctd.data.generate` has the same rule but importing it pulls in Lightning.)
+    `chat=False` encodes a plain `prompt` as text even when the tokenizer has a template: a
+    drafter with another tokenizer then reads the text its template-less target reads.
 
     Raises:
         ValueError: no user turn, or chat messages for a tokenizer without a chat template.
     """
+    chat = bool(getattr(tokenizer, "chat_template", None)) if chat is None else chat
     if "messages" in record:
         messages = list(record["messages"])
         while messages and messages[-1].get("role") == "assistant":
@@ -87,7 +92,7 @@ def encode_prompt(tokenizer: Any, record: dict[str, Any]) -> list[int]:
             raise ValueError("a prompt record has no user message")
     else:
         messages = [{"role": "user", "content": str(record["prompt"])}]
-    if getattr(tokenizer, "chat_template", None):
+    if chat:
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
     if "messages" in record:
@@ -109,26 +114,54 @@ def _baseline(
     return new[0].tolist(), time.perf_counter() - begin
 
 
+def _drafter_context(
+    vocabulary: DraftVocabulary, drafter_prompt: Sequence[int], answer: Sequence[int]
+) -> tuple[list[int], list[int]]:
+    """The drafter's ids for prompt + answer and, per answer token, the index predicting it.
+
+    The answer's target tokens reach the drafter as the decoder feeds them: each respelt on its
+    own (`to_drafter_ids`, the identity for a shared tokenizer).
+    """
+    ids, positions = list(drafter_prompt), []
+    for token in answer:
+        positions.append(len(ids) - 1)
+        ids.extend(vocabulary.to_drafter_ids([token]))
+    return ids, positions
+
+
 def analytic_acceptance(
     target: CachedModel,
     drafter: CachedModel,
     prompts: Sequence[Sequence[int]],
     answers: Sequence[Sequence[int]],
     settings: SpecDecSettings,
+    *,
+    vocabulary: DraftVocabulary | None = None,
+    drafter_prompts: Sequence[Sequence[int]] | None = None,
 ) -> float:
-    """Mean teacher-forced acceptance over the answers' positions (same tokenizer only)."""
+    """Mean teacher-forced acceptance sum_v min(p, q) over the answers' target positions.
+
+    p is the target's warped distribution; q the drafter's draft distribution mapped onto target
+    ids (`vocabulary.to_target_probs(vocabulary.draft_probs(...))`, for TLI the drafter
+    restricted to the shared tokens), read after the drafter's own context (`_drafter_context`).
+    """
+    vocabulary = SharedVocabulary() if vocabulary is None else vocabulary
+    drafter_prompts = prompts if drafter_prompts is None else drafter_prompts
     values = []
-    for prompt, answer in zip(prompts, answers, strict=True):
+    for prompt, drafter_prompt, answer in zip(prompts, drafter_prompts, answers, strict=True):
         if not answer:
             continue
         ids = torch.tensor([[*prompt, *answer]], device=target.device)
-        target_logits = target.prefill(ids)[:, len(prompt) - 1 : -1]
-        drafter_logits = drafter.prefill(ids.to(drafter.device))[:, len(prompt) - 1 : -1]
-        alpha = teacher_forced_acceptance(
-            target_logits.float(), drafter_logits.to(target_logits.device).float(),
-            temperature=settings.temperature, top_p=settings.top_p,
-        )  # fmt: skip
-        values.append(alpha.flatten())
+        target_logits = target.prefill(ids)[0, len(prompt) - 1 : -1].float()
+        drafter_ids, positions = _drafter_context(vocabulary, drafter_prompt, answer)
+        drafter_logits = drafter.prefill(torch.tensor([drafter_ids], device=drafter.device))
+        q = vocabulary.to_target_probs(
+            vocabulary.draft_probs(
+                drafter_logits[0, positions].float(), settings.temperature, settings.top_p
+            )
+        )
+        p = warp_probs(target_logits, temperature=settings.temperature, top_p=settings.top_p)
+        values.append(torch.minimum(p, q.to(p.device)).sum(-1))
     target.reset()
     drafter.reset()
     return float(torch.cat(values).mean()) if values else float("nan")
@@ -217,10 +250,12 @@ def evaluate_drafter(
     report["speedup"] = report["tokens_per_s"] / report["baseline_tokens_per_s"]
     if settings.temperature == 0:
         report["matches_baseline"] = output_ids == baseline_ids
-    if shared:
-        alpha = analytic_acceptance(target, drafter, prompts, output_ids, settings)
-        report["analytic_alpha"] = alpha
-        report["analytic_tau"] = (
-            None if alpha != alpha else expected_block_efficiency(min(alpha, 1.0), settings.gamma)
-        )
+    alpha = analytic_acceptance(
+        target, drafter, prompts, output_ids, settings,
+        vocabulary=vocabulary, drafter_prompts=drafter_prompts,
+    )  # fmt: skip
+    report["analytic_alpha"] = alpha
+    report["analytic_tau"] = (
+        None if alpha != alpha else expected_block_efficiency(min(alpha, 1.0), settings.gamma)
+    )
     return report

@@ -11,11 +11,19 @@ import torch
 from specdec_support import TableLM, enumerate_outcomes, target_sequence_distribution
 
 from ctd.specdec import TokenIntersection, speculative_generate
+from ctd.specdec.evaluate import SpecDecSettings, analytic_acceptance
 
 TARGET_BYTES = [b"a", b"b", b"ab", b"<eos>"]
 TARGET_SPECIAL = [False, False, False, True]
 DRAFTER_BYTES = [b"b", b"a", b"ba", b"</s>", b"x"]
 DRAFTER_SPECIAL = [False, False, False, True, False]
+
+
+def _vocabulary() -> TokenIntersection:
+    return TokenIntersection(
+        DRAFTER_BYTES, TARGET_BYTES, drafter_special=DRAFTER_SPECIAL,
+        target_special=TARGET_SPECIAL, special_pairs=[(3, 3)],
+    )  # fmt: skip
 
 
 def _assert_same_distribution(ours: dict, reference: dict) -> None:  # type: ignore[type-arg]
@@ -44,10 +52,7 @@ def test_same_tokenizer_sampling_is_lossless(gamma: int, temperature: float) -> 
 @pytest.mark.parametrize("gamma", [1, 3])
 def test_cross_tokenizer_sampling_is_lossless(gamma: int) -> None:
     """TLI: drafter tokens "b"/"a" are shared, "ba" and "x" are not; target "ab" is spelt a+b."""
-    vocabulary = TokenIntersection(
-        DRAFTER_BYTES, TARGET_BYTES, drafter_special=DRAFTER_SPECIAL,
-        target_special=TARGET_SPECIAL, special_pairs=[(3, 3)],
-    )  # fmt: skip
+    vocabulary = _vocabulary()
     target, drafter = TableLM(4, seed=2), TableLM(5, seed=3)
 
     def run(random):  # type: ignore[no-untyped-def]
@@ -62,10 +67,7 @@ def test_cross_tokenizer_sampling_is_lossless(gamma: int) -> None:
 
 
 def test_cross_tokenizer_greedy_equals_target_greedy() -> None:
-    vocabulary = TokenIntersection(
-        DRAFTER_BYTES, TARGET_BYTES, drafter_special=DRAFTER_SPECIAL,
-        target_special=TARGET_SPECIAL, special_pairs=[(3, 3)],
-    )  # fmt: skip
+    vocabulary = _vocabulary()
     for seed in range(5):
         target, drafter = TableLM(4, seed=10 + seed), TableLM(5, seed=20 + seed)
         context = [0, 1]
@@ -82,10 +84,7 @@ def test_cross_tokenizer_greedy_equals_target_greedy() -> None:
 
 
 def test_tli_mapping_by_hand() -> None:
-    vocabulary = TokenIntersection(
-        DRAFTER_BYTES, TARGET_BYTES, drafter_special=DRAFTER_SPECIAL,
-        target_special=TARGET_SPECIAL, special_pairs=[(3, 3)],
-    )  # fmt: skip
+    vocabulary = _vocabulary()
     assert vocabulary.drafter_to_target.tolist() == [1, 0, -1, 3, -1]
     assert vocabulary.to_drafter_ids([2, 0, 3]) == [1, 0, 1, 3]  # "ab" -> a, b (no "ab" drafter)
     assert vocabulary.spell(b"bab") == [2, 0]  # longest match: "ba" then "b"
@@ -94,3 +93,36 @@ def test_tli_mapping_by_hand() -> None:
     torch.testing.assert_close(vocabulary.to_target_probs(q), torch.tensor([0.5, 0.25, 0.0, 0.25]))
     with pytest.raises(ValueError, match="share no token"):
         TokenIntersection([b"x"], [b"y"])
+
+
+def _tli_by_hand(drafter_logits: torch.Tensor) -> torch.Tensor:
+    """Drafter ids b, a, </s> (0, 1, 3) are shared as target a, b, <eos> (1, 0, 3)."""
+    shared = torch.softmax(drafter_logits[[0, 1, 3]], -1)
+    return torch.stack([shared[1], shared[0], torch.zeros((), dtype=shared.dtype), shared[2]])
+
+
+def test_cross_tokenizer_analytic_acceptance() -> None:
+    """Position 1: P(first draft accepted), enumerated; position 2: by hand after "ab" -> a, b."""
+    vocabulary = _vocabulary()
+    target, drafter = TableLM(4, seed=2), TableLM(5, seed=3)
+
+    def run(random):  # type: ignore[no-untyped-def]
+        out = speculative_generate(
+            target, drafter, [0, 1], gamma=1, max_new_tokens=2, temperature=1.0,
+            eos_token_id=3, vocabulary=vocabulary, drafter_prompt_ids=[1, 0], random=random,
+        )  # fmt: skip
+        return out.accepted_per_block[0]
+
+    first = enumerate_outcomes(run).get(1, 0.0)
+    p2 = torch.softmax(target.next_logits([0, 1, 2]), -1)
+    q2 = _tli_by_hand(drafter.next_logits([1, 0, 1, 0]))
+    second = float(torch.minimum(p2, q2).sum())
+    settings = SpecDecSettings(gamma=1, temperature=1.0)
+    alpha = analytic_acceptance(
+        target, drafter, [[0, 1]], [[2, 1]], settings,
+        vocabulary=vocabulary, drafter_prompts=[[1, 0]],
+    )  # fmt: skip
+    assert alpha == pytest.approx((first + second) / 2, abs=1e-6)
+    q1 = _tli_by_hand(drafter.next_logits([1, 0]))
+    p1 = torch.softmax(target.next_logits([0, 1]), -1)
+    assert first == pytest.approx(float(torch.minimum(p1, q1).sum()), abs=1e-12)

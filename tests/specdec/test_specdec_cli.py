@@ -139,3 +139,16 @@ def test_bad_input_is_one_line_and_exit_2(  # type: ignore[no-untyped-def]
     assert err.startswith("ctd specdec: error: ")
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_drafter_of_a_template_less_target_reads_plain_text() -> None:
+    from ctd.specdec.evaluate import encode_prompt
+
+    tokenizer = _tokenizer(280)
+    record = {"prompt": "the dog sat"}
+    plain = tokenizer("the dog sat")["input_ids"]
+    templated = tokenizer("<|user|>the dog sat\n<|assistant|>", add_special_tokens=False)
+    assert encode_prompt(tokenizer, record) == templated["input_ids"]
+    assert encode_prompt(tokenizer, record, chat=False) == plain
+    with pytest.raises(ValueError, match="chat template"):
+        encode_prompt(tokenizer, {"messages": [{"role": "user", "content": "hi"}]}, chat=False)
