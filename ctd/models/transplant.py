@@ -112,44 +112,55 @@ def transplant_plan(
     base_table, new_table = vocab_bytes(base_tokenizer), vocab_bytes(new_tokenizer)
     base_ids_by_bytes = bytes_to_token_id(base_table)
     rows = tokenizer_id_count(new_tokenizer) if num_rows is None else num_rows
-    copied: list[tuple[int, int]] = []
-    anchors: list[tuple[int, int]] = []
-    approximate: list[int] = []
-    digits: dict[int, list[int]] = {}
-    unanchored: list[str] = []
+    plan = _PlanRows()
     for new_id in range(rows):
         token = new_table.token_of[new_id] if new_id < len(new_table.token_of) else None
         data = new_table.bytes_of[new_id] if token is not None else None
         if token is not None and new_table.is_special[new_id]:
             source = _special_source(token, base_tokenizer, new_tokenizer)
             if source is not None:
-                copied.append((new_id, source))
+                plan.copied.append((new_id, source))
                 continue
         elif data is not None and data in base_ids_by_bytes:
-            copied.append((new_id, base_ids_by_bytes[data]))
-            anchors.append((new_id, base_ids_by_bytes[data]))
+            plan.copied.append((new_id, base_ids_by_bytes[data]))
+            plan.anchors.append((new_id, base_ids_by_bytes[data]))
             continue
         if data is not None and _NUMERAL.fullmatch(data):
-            unanchored.append(data.decode("utf-8"))
+            plan.unanchored.append(data.decode("utf-8"))
             pieces = split_into_tokens(base_tokenizer, base_table, data)
             if numbers == "digits" and pieces:
-                digits[new_id] = pieces
+                plan.digits[new_id] = pieces
                 continue
-        approximate.append(new_id)
+        plan.approximate.append(new_id)
+    return plan.to_plan(rows)
 
-    def ids(pairs: list[tuple[int, int]], side: int) -> Tensor:
-        return torch.tensor([pair[side] for pair in pairs], dtype=torch.long)
 
-    return TransplantPlan(
-        rows,
-        ids(copied, 0),
-        ids(copied, 1),
-        ids(anchors, 0),
-        ids(anchors, 1),
-        torch.tensor(approximate, dtype=torch.long),
-        digits,
-        unanchored,
-    )
+@dataclass
+class _PlanRows:
+    """What `transplant_plan` decides, row by row, before it becomes a `TransplantPlan`."""
+
+    copied: list[tuple[int, int]] = field(default_factory=list)
+    anchors: list[tuple[int, int]] = field(default_factory=list)
+    approximate: list[int] = field(default_factory=list)
+    digits: dict[int, list[int]] = field(default_factory=dict)
+    unanchored: list[str] = field(default_factory=list)
+
+    def to_plan(self, num_rows: int) -> TransplantPlan:
+        """The frozen plan: (new id, base id) pairs as two (n,) long tensors each."""
+
+        def ids(pairs: list[tuple[int, int]], side: int) -> Tensor:
+            return torch.tensor([pair[side] for pair in pairs], dtype=torch.long)
+
+        return TransplantPlan(
+            num_rows,
+            ids(self.copied, 0),
+            ids(self.copied, 1),
+            ids(self.anchors, 0),
+            ids(self.anchors, 1),
+            torch.tensor(self.approximate, dtype=torch.long),
+            self.digits,
+            self.unanchored,
+        )
 
 
 def _fill_known_rows(new: Tensor, old: Tensor, plan: TransplantPlan) -> Tensor:

@@ -105,6 +105,17 @@ def test_baselines_copy_anchors(pair, method: str) -> None:  # type: ignore[no-u
         assert rows.std(0).mean() > 0.5 * old.std(0).mean()
 
 
+@pytest.mark.parametrize("numbers", ["omp", "digits"])
+def test_plan_partitions_the_rows(pair, numbers: str) -> None:  # type: ignore[no-untyped-def]
+    base, donor = pair
+    plan = transplant_plan(base, donor, numbers=numbers, num_rows=len(donor) + 3)  # 3 spare rows
+    parts = [set(plan.copied_new.tolist()), set(plan.approximate.tolist()), set(plan.digits)]
+    assert sum(len(part) for part in parts) == plan.num_rows  # disjoint ...
+    assert set.union(*parts) == set(range(plan.num_rows))  # ... and covering every row
+    assert set(plan.anchor_new.tolist()) <= parts[0]
+    assert (len(plan.digits) > 0) == (numbers == "digits")
+
+
 def test_numbers_digits_mean_of_base_pieces(pair) -> None:  # type: ignore[no-untyped-def]
     base_tok, donor_tok = pair
     plan = transplant_plan(base_tok, donor_tok, numbers="digits")
