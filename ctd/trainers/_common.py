@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from ctd.config import OptimConfig
-from ctd.losses import token_logprobs_from_hidden
-from ctd.trainers.wiring import HEAD_NEEDS, Need, SideOutputs
+from ctd.losses import approx_gradmag_preserve_mag, token_logprobs_from_hidden
+from ctd.trainers.wiring import HEAD_NEEDS, Need, SideOutputs, stack_weighted
+
+if TYPE_CHECKING:
+    import lightning as L
 
 
 class NonFiniteOutputs(FloatingPointError):
@@ -77,6 +80,39 @@ def causal_lm_forward(
         input_embeddings = model.get_input_embeddings().weight  # type: ignore[operator]
         values[Need.EMBEDDINGS] = (input_embeddings, lm_head.weight)
     return SideOutputs(input_ids, values)
+
+
+def combine_losses(
+    values: Mapping[str, Tensor],
+    weights: Mapping[str, float],
+    *,
+    aggregation: str,
+    student: nn.Module,
+    reduce_gradient: Callable[[Tensor], Tensor] | None = None,
+) -> Tensor:
+    """One training objective from the named losses, by `aggregation` (`loss_aggregation`).
+
+    `gradmag_preserve_mag` with two or more losses: GradMag over them on the student's last
+    layer (`approx_gradmag_preserve_mag`, `reduce_gradient` as there); otherwise the weighted
+    sum (`stack_weighted`).
+
+    Shapes: values: name -> () -> ().
+    """
+    if aggregation == "gradmag_preserve_mag" and len(values) > 1:
+        return approx_gradmag_preserve_mag(
+            list(values.values()),
+            last_layer_parameters(student),
+            reduce_gradient=reduce_gradient,
+        )
+    return stack_weighted(values, weights)
+
+
+def log_training_losses(
+    module: L.LightningModule, values: Mapping[str, Tensor], total: Tensor, batch_size: int
+) -> None:
+    """Log every loss as `train/<name>` and the objective as `train/loss` (in the progress bar)."""
+    module.log_dict({f"train/{k}": v.detach() for k, v in values.items()}, batch_size=batch_size)
+    module.log("train/loss", total.detach(), prog_bar=True, batch_size=batch_size)
 
 
 def last_layer_parameters(model: nn.Module) -> list[nn.Parameter]:

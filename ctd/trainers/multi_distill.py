@@ -38,7 +38,6 @@ from ctd.config import (
     check_choice,
 )
 from ctd.evaluation import PairedEvaluation
-from ctd.losses import approx_gradmag_preserve_mag
 from ctd.losses.multi_teacher_alm import (
     ENSEMBLE_MERGE_ERROR,
     MULTI_TEACHER_COMBINES,
@@ -47,8 +46,9 @@ from ctd.losses.multi_teacher_alm import (
 )
 from ctd.trainers._common import (
     causal_lm_forward,
+    combine_losses,
     freeze,
-    last_layer_parameters,
+    log_training_losses,
     optimizer_and_schedule,
 )
 from ctd.trainers.builders import build_datamodule, load_model, num_embeddings
@@ -62,7 +62,6 @@ from ctd.trainers.wiring import (
     build_loss_modules,
     check_losses,
     side_needs,
-    stack_weighted,
 )
 
 MULTI_DISTILL_WIRINGS: WiringTable = {name: DISTILL_WIRINGS[name] for name in ("alm", "sft")}
@@ -169,15 +168,10 @@ class MultiDistillationModule(L.LightningModule):
         """One step: the forward passes the losses need, every loss, one combined objective."""
         teachers, student = self.forward_sides(batch, self.teacher_needs, self.student_needs)
         values = self.loss_values(batch, teachers, student)
-        if self.loss_aggregation == "gradmag_preserve_mag" and len(values) > 1:
-            total = approx_gradmag_preserve_mag(
-                list(values.values()), last_layer_parameters(self.student)
-            )
-        else:
-            total = stack_weighted(values, self.loss_weights)
-        size = batch.input_ids[-1].shape[0]
-        self.log_dict({f"train/{k}": v.detach() for k, v in values.items()}, batch_size=size)
-        self.log("train/loss", total.detach(), prog_bar=True, batch_size=size)
+        total = combine_losses(
+            values, self.loss_weights, aggregation=self.loss_aggregation, student=self.student
+        )
+        log_training_losses(self, values, total, batch.input_ids[-1].shape[0])
         return total
 
     def validation_step(self, batch: MultiTokenizerBatch, batch_idx: int) -> None:

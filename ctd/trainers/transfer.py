@@ -22,12 +22,12 @@ from torch import Tensor, nn
 from ctd.alignment import CrossTokenizerBatch, alignment_statistics
 from ctd.config import BYTE_LEVEL, DistillConfig, LoRAConfig, OptimConfig
 from ctd.evaluation import PairedEvaluation
-from ctd.losses import approx_gradmag_preserve_mag
 from ctd.trainers._common import (
     NonFiniteOutputs,
     causal_lm_forward,
+    combine_losses,
     freeze,
-    last_layer_parameters,
+    log_training_losses,
     optimizer_and_schedule,
 )
 from ctd.trainers.builders import build_datamodule, hidden_size, load_model, num_embeddings
@@ -48,7 +48,6 @@ from ctd.trainers.wiring import (
     check_losses,
     compute_losses,
     side_needs,
-    stack_weighted,
 )
 
 # The frozen teacher is in eval mode on purpose.
@@ -167,17 +166,15 @@ class DistillationModule(L.LightningModule):
         if any_rank(bool(self.nonfinite_outputs), self.device):  # NonFiniteGuard stops or skips
             return zero_loss(self.student)
         values = compute_losses(DISTILL_WIRINGS, self.losses, batch, teacher, student)
-        if self.loss_aggregation == "gradmag_preserve_mag" and len(values) > 1:
-            total = approx_gradmag_preserve_mag(
-                list(values.values()),
-                last_layer_parameters(self.student),
-                reduce_gradient=mean_over_ranks,  # the same weights on every rank
-            )
-        else:
-            total = stack_weighted(values, self.loss_weights)
+        total = combine_losses(
+            values,
+            self.loss_weights,
+            aggregation=self.loss_aggregation,
+            student=self.student,
+            reduce_gradient=mean_over_ranks,  # the same GradMag weights on every rank
+        )
         size = batch.student_input_ids.shape[0]
-        self.log_dict({f"train/{k}": v.detach() for k, v in values.items()}, batch_size=size)
-        self.log("train/loss", total.detach(), prog_bar=True, batch_size=size)
+        log_training_losses(self, values, total, size)
         self.log_dict(alignment_statistics(batch), batch_size=size)
         return total
 
