@@ -9,16 +9,18 @@ Reads results/multi_teacher/ (written by `results/multi_teacher_runs.py collect`
 `eval.json` (the exported student's held-out BPB on the same bytes for every setting),
 `metrics.json` (the run's last logged metrics) and `wall_seconds`; `init_eval.json` is the
 untrained student. `write` replaces the lines between `<!-- table: results/multi_teacher -->`
-and `<!-- end table -->`, so rerunning it reproduces the file byte for byte.
+and `<!-- end table -->` (results/markdown_tables.py), so rerunning it reproduces the file byte
+for byte.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import markdown_tables
 
 REPO = Path(__file__).resolve().parent.parent
 RUNS = REPO / "results" / "multi_teacher"
@@ -33,9 +35,6 @@ SETTINGS = {  # folder: label (the order of the table)
 HEADER = (
     "| student trained with | held-out BPB (same bytes) | minus SFT only | train ALM (last) "
     "| train SFT (last) | wall min |\n|---|---|---|---|---|---|"
-)
-MARKER = re.compile(
-    r"^<!-- table: results/multi_teacher -->\n.*?^<!-- end table -->$", re.DOTALL | re.MULTILINE
 )
 
 
@@ -73,31 +72,16 @@ def table() -> str:
     return "\n".join(lines)
 
 
-def write(check: bool) -> int:
-    """Rewrite (or, with `check`, compare) the table of results/multi_teacher.md."""
-    text = DOCUMENT.read_text()
-    replacement = f"<!-- table: results/multi_teacher -->\n{table()}\n<!-- end table -->"
-    updated = MARKER.sub(lambda _: replacement, text)
-    if check:
-        if updated != text:
-            print(f"{DOCUMENT} is not up to date: run results/summarize_multi_teacher.py write")
-            return 1
-        return 0
-    DOCUMENT.write_text(updated)
-    return 0
+TABLES: dict[str, Callable[[], str]] = {"results/multi_teacher": table}
 
 
-def main() -> int:
-    """`write [--check]` or `table`."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["write", "table"])
-    parser.add_argument("--check", action="store_true")
-    args = parser.parse_args()
-    if args.command == "table":
+def main(argv: list[str]) -> int:
+    """`write [--check]` (results/markdown_tables.py) or `table`."""
+    if argv == ["table"]:
         print(table())
         return 0
-    return write(args.check)
+    return markdown_tables.main(DOCUMENT, TABLES, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -10,16 +10,17 @@
 console output (`run.log`) and `wall_seconds` (written by `run_transfer.sh`), never checkpoints
 or exports. `write` replaces
 the lines between each `<!-- table: DIR -->` and `<!-- end table -->` marker pair of the
-markdown file with the table of DIR (relative to the repository root), so rerunning it
-reproduces the file byte for byte.
+markdown file with the table of DIR (relative to the repository root; results/markdown_tables.py),
+so rerunning it reproduces the file byte for byte.
 """
 
 import argparse
 import json
-import re
 import shutil
 import sys
 from pathlib import Path
+
+import markdown_tables
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = ("bytes", "qwen2")
@@ -35,9 +36,6 @@ SCORED = (
     ("after", "val/student_bpb", min),
     ("abs_diff", "val/abs_diff_bits_per_byte", min),
     ("within", "val/within_one_bit", max),
-)
-MARKER = re.compile(
-    r"^<!-- table: (?P<dir>\S+) -->\n.*?^<!-- end table -->$", re.DOTALL | re.MULTILINE
 )
 
 
@@ -144,15 +142,10 @@ def zero_shot_table(root: Path) -> str:
     return "\n".join(rows)
 
 
-def render(markdown: str) -> str:
-    """`markdown` with every marked table regenerated from the directory its marker names."""
-
-    def replace(match: re.Match[str]) -> str:
-        name = match["dir"]
-        make = zero_shot_table if name.startswith("results/downstream/") else table
-        return f"<!-- table: {name} -->\n{make(REPO / name)}\n<!-- end table -->"
-
-    return MARKER.sub(replace, markdown)
+def run_set_table(name: str) -> str:
+    """The table of marker NAME: the run set in directory NAME (zero-shot under downstream/)."""
+    make = zero_shot_table if name.startswith("results/downstream/") else table
+    return make(REPO / name)
 
 
 def main(argv: list[str]) -> int:
@@ -173,14 +166,7 @@ def main(argv: list[str]) -> int:
     elif args.command == "table":
         print(table(args.root))
     else:
-        old = args.markdown.read_text()
-        new = render(old)
-        if args.check:
-            if new != old:
-                print(f"{args.markdown} is out of date: run {Path(__file__).name} write")
-                return 1
-        elif new != old:
-            args.markdown.write_text(new)
+        return markdown_tables.write(args.markdown, run_set_table, check=args.check)
     return 0
 
 
