@@ -3,26 +3,32 @@
 
     summarize_drafter.py write            # regenerate every table in results/drafter.md
     summarize_drafter.py write --check    # exit 1 if results/drafter.md is not up to date
-    summarize_drafter.py table results/drafter/fit   # print one table
 
 `results/run_drafter.sh` writes the outputs: `results/drafter/fit/<loss>/metrics.json` and
 `wall_seconds` (training), `results/drafter/specdec/<drafter>_g<gamma>_t<temperature>.json`
-(the last line of `ctd specdec --json`). `write` replaces the lines between each
-`<!-- table: DIR -->` and `<!-- end table -->` marker pair with the table of DIR.
+(the last line of `ctd specdec --json`), and for the cross-tokenizer drafter (Gemma-3 target)
+`results/drafter/cross/<untrained|alm>_g<gamma>_t<temperature>.json` and `cross/fit.json`.
 """
 
-import argparse
-import json
-import re
-import sys
-from pathlib import Path
+from __future__ import annotations
 
-REPO = Path(__file__).resolve().parent.parent
-DOC = REPO / "results" / "drafter.md"
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import markdown_tables
+
+RESULTS = Path(__file__).resolve().parent
+OUTPUTS = RESULTS / "drafter"
 LOSSES = {"tvdpp": "TVD++", "kl": "forward KL", "tvd": "TVD"}
 DRAFTERS = {"trimmed4": "untrained (trimmed)", **LOSSES}
-MARKER = re.compile(
-    r"^<!-- table: (?P<dir>\S+) -->\n.*?^<!-- end table -->$", re.DOTALL | re.MULTILINE
+CROSS_DRAFTERS = {"untrained": "SmolLM2 4 blocks, untrained", "alm": "SmolLM2 4 blocks, ALM"}
+SPECDEC_HEADER = (
+    "| drafter | gamma | T | alpha | tau | analytic tau | cost ratio c | MBSU | tokens/s "
+    "| baseline tokens/s | speed-up | = greedy baseline |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -30,8 +36,9 @@ def _number(value: object, digits: int = 3) -> str:
     return "n/a" if value is None else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
 
 
-def fit_table(folder: Path) -> str:
+def fit_table() -> str:
     """Teacher-forced acceptance on the held-out answers, before and after training."""
+    folder = OUTPUTS / "fit"
     lines = [
         "| loss | alpha before | alpha after | greedy alpha before | greedy alpha after "
         "| TVD after | wall min |",
@@ -52,67 +59,64 @@ def fit_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
-def specdec_table(folder: Path) -> str:
-    """Speculative decoding per drafter, gamma and temperature."""
-    lines = [
-        "| drafter | gamma | T | alpha | tau | analytic tau | cost ratio c | MBSU | tokens/s "
-        "| baseline tokens/s | speed-up | = greedy baseline |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def _specdec_row(name: str, r: dict[str, Any]) -> str:
+    same = {True: "yes", False: "no"}.get(r.get("matches_baseline"), "-")
+    return (
+        f"| {name} | {r['gamma']} | {r['temperature']:g} | {_number(r['alpha'])} "
+        f"| {_number(r['tau'], 2)} | {_number(r.get('analytic_tau'), 2)} "
+        f"| {_number(r['cost_ratio'], 2)} | {_number(r['mbsu'], 2)} "
+        f"| {_number(r['tokens_per_s'], 1)} | {_number(r['baseline_tokens_per_s'], 1)} "
+        f"| {_number(r['speedup'], 2)} | {same} |"
+    )
+
+
+def _specdec_rows(folder: Path, drafters: dict[str, str]) -> list[str]:
+    rows = []
     for gamma in (3, 5):
         for temperature in (0, 1):
-            for drafter, name in DRAFTERS.items():
+            for drafter, name in drafters.items():
                 path = folder / f"{drafter}_g{gamma}_t{temperature}.json"
-                if not path.is_file():
-                    continue
-                r = json.loads(path.read_text())
-                same = {True: "yes", False: "no"}.get(r.get("matches_baseline"), "-")
-                lines.append(
-                    f"| {name} | {gamma} | {temperature} | {_number(r['alpha'])} "
-                    f"| {_number(r['tau'], 2)} | {_number(r.get('analytic_tau'), 2)} "
-                    f"| {_number(r['cost_ratio'], 2)} | {_number(r['mbsu'], 2)} "
-                    f"| {_number(r['tokens_per_s'], 1)} | {_number(r['baseline_tokens_per_s'], 1)} "
-                    f"| {_number(r['speedup'], 2)} | {same} |"
-                )
+                if path.is_file():
+                    rows.append(_specdec_row(name, json.loads(path.read_text())))
+    return rows
+
+
+def specdec_table() -> str:
+    """Speculative decoding per same-tokenizer drafter, gamma and temperature."""
+    return "\n".join([SPECDEC_HEADER, *_specdec_rows(OUTPUTS / "specdec", DRAFTERS)])
+
+
+def cross_table() -> str:
+    """The cross-tokenizer drafter (TLI) before and after ALM training, and how it was trained."""
+    folder = OUTPUTS / "cross"
+    lines = [SPECDEC_HEADER, *_specdec_rows(folder, CROSS_DRAFTERS)]
+    reports = sorted(folder.glob("*_g*_t*.json"))
+    if reports:
+        shared = json.loads(reports[0].read_text()).get("shared_tokens")
+        lines += ["", f"Shared (draftable) tokens: {shared} of the drafter's vocabulary."]
+    fit = folder / "fit.json"
+    if fit.is_file():
+        f = json.loads(fit.read_text())
+        m = json.loads((folder / "fit_metrics.json").read_text())
+        lines.append(
+            f"ALM training: {f['steps']} steps of {f['batch_size']} texts "
+            f"({f['train_texts']} distinct Gemma-3 answers), {f['wall_seconds'] / 60:.1f} min; "
+            f"last step's loss: ALM {_number(m.get('train/alm'))}, "
+            f"SFT {_number(m.get('train/sft'))}."
+        )
     return "\n".join(lines)
 
 
-def table(folder: Path) -> str:
-    """The table of one output folder (`.../fit` or `.../specdec`)."""
-    return fit_table(folder) if folder.name == "fit" else specdec_table(folder)
-
-
-def render(text: str) -> str:
-    """`text` with every marked table regenerated."""
-
-    def replace(match: re.Match[str]) -> str:
-        folder = match.group("dir")
-        return f"<!-- table: {folder} -->\n{table(REPO / folder)}\n<!-- end table -->"
-
-    return MARKER.sub(replace, text)
+TABLES: dict[str, Callable[[], str]] = {
+    "results/drafter/fit": fit_table,
+    "results/drafter/specdec": specdec_table,
+    "results/drafter/cross": cross_table,
+}
 
 
 def main() -> int:
-    """Command line: write [--check] or table DIR."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    write = commands.add_parser("write")
-    write.add_argument("--check", action="store_true")
-    show = commands.add_parser("table")
-    show.add_argument("folder", type=Path)
-    args = parser.parse_args()
-    if args.command == "table":
-        print(table(args.folder))
-        return 0
-    current = DOC.read_text()
-    updated = render(current)
-    if args.check:
-        if updated != current:
-            print(f"{DOC} is not what the run outputs give; run summarize_drafter.py write")
-            return 1
-        return 0
-    DOC.write_text(updated)
-    return 0
+    """`write [--check]`: regenerate results/drafter.md (or check it is up to date)."""
+    return markdown_tables.main(RESULTS / "drafter.md", TABLES, sys.argv[1:])
 
 
 if __name__ == "__main__":
