@@ -1,6 +1,7 @@
 """ctd.alignment: tokens -> exact byte spans -> chunks shared by two (or K) tokenizations.
 
-numpy + tokenizers only; torch is imported by `collate` (the collator) alone, never Lightning.
+numpy + tokenizers only; torch is imported by `batches` (the collated batches) alone, never
+Lightning.
 """
 
 from ctd.alignment.align import (
