@@ -15,7 +15,7 @@ STEPS=${STEPS:-12}       # training steps per loss (batch 4, 128 tokens)
 TRAIN_PROMPTS=${TRAIN_PROMPTS:-32}
 SPECDEC_PROMPTS=${SPECDEC_PROMPTS:-3}
 SPECDEC_TOKENS=${SPECDEC_TOKENS:-24}
-CROSS_STEPS=${CROSS_STEPS:-12}  # ALM steps for the cross-tokenizer drafter (batch 4)
+CROSS_STEPS=${CROSS_STEPS:-4}  # ALM steps for the cross-tokenizer drafter (batch 4)
 CROSS_TRAIN_PROMPTS=${CROSS_TRAIN_PROMPTS:-24}  # Gemma-3 answers to train it on
 mkdir -p "$RUNS" "$OUT/fit" "$OUT/specdec"
 TARGET=$($PY -c "from pathlib import Path; from ctd.models import smollm2_checkpoint; print(smollm2_checkpoint(Path.home() / '.cache' / 'ctd'))")
@@ -81,7 +81,7 @@ if [ ! -f "$OUT/cross/fit.json" ]; then
     --config configs/drafter/gemma3_smollm2_alm.yaml loss_aggregation=weighted_sum \
     "data.train_files=[$CROSS/train_generated.jsonl]" data.max_teacher_length=128 \
     data.max_student_length=128 trainer.max_steps=$CROSS_STEPS optim.lr=5e-4 \
-    optim.warmup_steps=3 trainer.log_every_n_steps=1 trainer.enable_progress_bar=false \
+    optim.warmup_steps=1 trainer.log_every_n_steps=1 trainer.enable_progress_bar=false \
     trainer.checkpoint_every_n_steps=100000 trainer.default_root_dir=$CROSS/fit \
     export_dir=$CROSS/alm
   cp "$CROSS/fit/metrics.json" "$OUT/cross/fit_metrics.json"
@@ -89,6 +89,13 @@ if [ ! -f "$OUT/cross/fit.json" ]; then
     $CROSS_STEPS $(wc -l < "$CROSS/train_generated.jsonl") $(( $(date +%s) - start )) \
     > "$OUT/cross/fit.json"
 fi
+# the untrained drafter's greedy run first: its outputs (Gemma-3's greedy answers) are the text
+# on which both drafters' analytic alpha is measured, one teacher-forced pass each
+specdec "$GEMMA" "$RUNS/trimmed4" 3 0 "$OUT/cross/untrained_g3_t0.json"
+[ -s "$OUT/cross/analytic.json" ] || $PY results/drafter_cross_analytic.py --target "$GEMMA" \
+  --drafter untrained="$RUNS/trimmed4" --drafter alm="$CROSS/alm" \
+  --prompts "$OUT/eval_prompts.jsonl" --outputs "$OUT/cross/untrained_g3_t0.json" --gamma 3 \
+  > "$OUT/cross/analytic.json"
 for drafter in untrained alm; do
   folder=$([ $drafter = untrained ] && echo "$RUNS/trimmed4" || echo "$CROSS/alm")
   for temperature in 0 1; do

@@ -7,7 +7,8 @@
 `results/run_drafter.sh` writes the outputs: `results/drafter/fit/<loss>/metrics.json` and
 `wall_seconds` (training), `results/drafter/specdec/<drafter>_g<gamma>_t<temperature>.json`
 (the last line of `ctd specdec --json`), and for the cross-tokenizer drafter (Gemma-3 target)
-`results/drafter/cross/<untrained|alm>_g<gamma>_t<temperature>.json` and `cross/fit.json`.
+`results/drafter/cross/<untrained|alm>_g<gamma>_t<temperature>.json`, `cross/analytic.json`
+(`results/drafter_cross_analytic.py`), `cross/fit.json` and `cross/fit_metrics.json`.
 """
 
 from __future__ import annotations
@@ -86,6 +87,24 @@ def specdec_table() -> str:
     return "\n".join([SPECDEC_HEADER, *_specdec_rows(OUTPUTS / "specdec", DRAFTERS)])
 
 
+def _analytic_lines(result: dict[str, Any]) -> list[str]:
+    """Teacher-forced alpha and tau of each cross-tokenizer drafter on one greedy target text."""
+    lines = [
+        f"Analytic, on the same text for every drafter ({result['answers']} greedy Gemma-3 "
+        f"answers, {result['positions']} target tokens), gamma {result['gamma']}:",
+        "",
+        "| drafter | T | analytic alpha | analytic tau |",
+        "|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        name = CROSS_DRAFTERS.get(row["drafter"], row["drafter"])
+        lines.append(
+            f"| {name} | {row['temperature']:g} | {_number(row['alpha'])} "
+            f"| {_number(row['tau'], 2)} |"
+        )
+    return lines
+
+
 def cross_table() -> str:
     """The cross-tokenizer drafter (TLI) before and after ALM training, and how it was trained."""
     folder = OUTPUTS / "cross"
@@ -94,6 +113,9 @@ def cross_table() -> str:
     if reports:
         shared = json.loads(reports[0].read_text()).get("shared_tokens")
         lines += ["", f"Shared (draftable) tokens: {shared} of the drafter's vocabulary."]
+    analytic = folder / "analytic.json"
+    if analytic.is_file():
+        lines += ["", *_analytic_lines(json.loads(analytic.read_text()))]
     fit = folder / "fit.json"
     if fit.is_file():
         f = json.loads(fit.read_text())
