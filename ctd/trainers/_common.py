@@ -115,6 +115,16 @@ def log_training_losses(
     module.log("train/loss", total.detach(), prog_bar=True, batch_size=batch_size)
 
 
+def drop_frozen_weights(checkpoint: dict[str, Any], prefix: str) -> None:
+    """Remove the state-dict entries under `prefix` (a frozen model's, e.g. "teacher."), in place.
+
+    For `on_save_checkpoint`: checkpoints hold the trained model only.
+    """
+    state = checkpoint["state_dict"]
+    for key in [k for k in state if k.startswith(prefix)]:
+        del state[key]
+
+
 def last_layer_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The parameters of the last transformer block (what GradMag measures gradients on)."""
     blocks = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) > 0]

@@ -26,6 +26,7 @@ from ctd.trainers._common import (
     NonFiniteOutputs,
     causal_lm_forward,
     combine_losses,
+    drop_frozen_weights,
     freeze,
     log_training_losses,
     optimizer_and_schedule,
@@ -193,10 +194,8 @@ class DistillationModule(L.LightningModule):
     def configure_optimizers(self):  # type: ignore[no-untyped-def]  # noqa: D102
         return optimizer_and_schedule(self.student, self.optim, self.max_steps, extra=self.losses)
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:  # type: ignore[type-arg]  # noqa: D102
-        state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith("teacher.")]:
-            del state[key]
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # noqa: D102
+        drop_frozen_weights(checkpoint, "teacher.")
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from ctd.trainers._common import combine_losses, log_training_losses
+from ctd.trainers._common import combine_losses, drop_frozen_weights, log_training_losses
 
 
 def _student_and_losses() -> tuple[nn.Module, dict[str, torch.Tensor]]:
@@ -79,3 +79,14 @@ def test_log_training_losses_names_every_loss_and_the_total() -> None:
     assert not any(value.requires_grad for value in logged.values())
     assert all(options["batch_size"] == 4 for _, options in recorder.calls)
     assert recorder.calls[-1][1]["prog_bar"] is True
+
+
+def test_drop_frozen_weights_keeps_everything_else() -> None:
+    weight = torch.zeros(1)
+    checkpoint = {
+        "state_dict": {"teacher.w": weight, "teachers.0.w": weight, "student.w": weight},
+        "epoch": 3,
+    }
+    drop_frozen_weights(checkpoint, "teacher.")
+    assert set(checkpoint["state_dict"]) == {"teachers.0.w", "student.w"}
+    assert checkpoint["epoch"] == 3
