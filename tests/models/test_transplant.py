@@ -164,17 +164,8 @@ def test_cli_transplant_and_errors(pair, tmp_path: Path) -> None:  # type: ignor
     export_pretrained(tiny_llama(len(base_tok), tied=True), base_tok, tmp_path / "base")
     export_pretrained(tiny_llama(len(donor_tok), tied=True, seed=1), donor_tok, tmp_path / "donor")
     out = tmp_path / "out"
-    done = _ctd(
-        "--base",
-        str(tmp_path / "base"),
-        "--donor",
-        str(tmp_path / "donor"),
-        "--k",
-        "4",
-        "--output",
-        str(out),
-        "--json",
-    )
+    models = ("--base", str(tmp_path / "base"), "--donor", str(tmp_path / "donor"), "--k", "4")
+    done = _ctd(*models, "--output", str(out), "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["anchors"] > 100
@@ -182,16 +173,7 @@ def test_cli_transplant_and_errors(pair, tmp_path: Path) -> None:  # type: ignor
     assert AutoModelForCausalLM.from_pretrained(out).config.vocab_size == len(donor_tok)
     (tmp_path / "donor" / "tokenizer.json").unlink()
     (tmp_path / "donor" / "tokenizer_config.json").unlink()
-    failed = _ctd(
-        "--base",
-        str(tmp_path / "base"),
-        "--donor",
-        str(tmp_path / "donor"),
-        "--k",
-        "4",
-        "--output",
-        str(tmp_path / "out2"),
-    )
+    failed = _ctd(*models, "--output", str(tmp_path / "out2"))
     assert failed.returncode == 2
     assert failed.stderr.startswith("ctd transplant: error: the donor")
     assert "Traceback" not in failed.stderr
