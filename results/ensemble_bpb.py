@@ -78,6 +78,7 @@ def bpb_rows(members: list[tuple[str, Any, Any]], num_bytes: int, beam: int) -> 
                     "byte_bpb": bpb,
                     "canonical_bpb": canonical_bpb(model, tokenizer, text),
                     "forward_calls": lm.forward_calls,
+                    "token_steps": lm.token_steps,
                 }
                 for (name, model, tokenizer), bpb, lm in zip(
                     members, report.member_bpb, byte_lms, strict=True
@@ -110,7 +111,7 @@ def beam_error(members: list[tuple[str, Any, Any]], lengths: dict[str, int]) -> 
                 {
                     "text": data.decode(),
                     "exact_bits": exact,
-                    "forward_calls": exact_lm.forward_calls,
+                    "forward_calls": exact_lm.token_steps,
                     "beam_bits": beams,
                 }
             )

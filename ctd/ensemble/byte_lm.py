@@ -10,13 +10,14 @@ Here the covers live in a beam of *hypotheses* (a token prefix whose bytes end e
 position of x, plus the bytes of x after it, which the next token must start with). Tokens are
 kept in byte order, so the tokens that start with a given prefix are one contiguous range and
 every hypothesis's mass over the 256 next bytes is one `np.add.reduceat`. A hypothesis whose
-pending bytes spell a whole token forks: the token is committed (one cached forward step) and
-the old hypothesis keeps only the strictly longer tokens. With `beam_width=None` and
-`prune_threshold=0` the result is exact (exponential in the text length: tests only); a finite
-beam keeps the `beam_width` hypotheses of largest mass (and always the best one that ends at
-the current byte, so that no byte a token starts with gets probability 0), which makes every
-next-byte distribution a proper distribution of a slightly different byte LM (its error against
-the exact marginal is measured in results/ensemble.md).
+pending bytes spell a whole token forks: the token is committed and the old hypothesis keeps
+only the strictly longer tokens. All the tokens committed at one byte go through the model in
+one forward over one shared cache (`TokenTree`: each token attends to its own ancestors).
+With `beam_width=None` and `prune_threshold=0` the result is exact (exponential in the text
+length: tests only); a finite beam keeps the `beam_width` hypotheses of largest mass (and
+always the best one that ends at the current byte, so that no byte a token starts with gets
+probability 0), which makes every next-byte distribution a proper distribution of a slightly
+different byte LM (its error against the exact marginal is measured in results/ensemble.md).
 
 A beam can lose a text's canonical tokenization (the SmolLM2 passage of results/ensemble.md lost
 it at ` (Di`, where four hypotheses inside longer tokens outweighed ` (` `D` + `i...`, and
@@ -37,8 +38,8 @@ bytes 0..255, then EOS.
 from __future__ import annotations
 
 import bisect
-import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,7 @@ import torch
 
 from ctd.alignment.encode import encode, template_special_ids
 from ctd.alignment.token_bytes import token_bytes
-from ctd.decoding import CachedModel
+from ctd.ensemble.token_tree import TokenTree
 
 __all__ = ["EOS_INDEX", "ByteLM", "ByteLMState", "TokenByteTrie", "canonical_text", "context_ids"]
 
@@ -56,6 +57,9 @@ EOS_INDEX = 256
 """Index of end-of-sequence in a next-byte distribution (bytes are 0..255)."""
 
 Floats = npt.NDArray[np.float64]
+
+COMPACT_SLACK = 64
+"""The token tree is compacted once it holds more than 2 x (live slots) + this many slots."""
 
 
 def context_ids(tokenizer: Any) -> list[int]:
@@ -143,9 +147,9 @@ class TokenByteTrie:
 
 @dataclass
 class _Node:
-    """A token prefix whose bytes end at a byte position: its cache and next-token masses."""
+    """A token prefix whose bytes end at a byte position: its cache slots and next-token masses."""
 
-    cached: CachedModel
+    path: list[int]  # its slots in the TokenTree's cache (context first)
     sorted_probs: Floats  # (N + 1,): q(token | prefix) in byte order, then a 0 pad
     eos_prob: float
     token_ids: tuple[int, ...]
@@ -165,6 +169,7 @@ class ByteLMState:
 
     hypotheses: list[_Hypothesis]
     num_bytes: int
+    tree: TokenTree
     canonical_ends: dict[int, int] | None = None  # text byte where a canonical token ends -> id
     consumed: bool = field(default=False)
 
@@ -212,21 +217,31 @@ class ByteLM:
         self.eos_token_id: int | None = None if eos is None else int(eos)
         self.context = context_ids(tokenizer)
         self.forward_calls = 0
+        self.token_steps = 0
+        self._sorted_ids = torch.from_numpy(self.trie.sorted_ids)
 
-    def _node(self, cached: CachedModel, logits: torch.Tensor, token_ids: tuple[int, ...]) -> _Node:
-        """Next-token masses over the byte-spelling tokens and EOS, renormalised."""
-        self.forward_calls += 1
-        logits = logits[: self.trie.vocab_size].double()
-        kept = logits[torch.from_numpy(self.trie.sorted_ids)]
+    def _nodes(
+        self, logits: torch.Tensor, paths: Sequence[list[int]], token_ids: Sequence[tuple[int, ...]]
+    ) -> list[_Node]:
+        """Next-token masses over the byte-spelling tokens and EOS, renormalised, per row.
+
+        Shapes: logits (B, V') with V' >= V.
+        """
+        self.token_steps += len(paths)
+        logits = logits[:, : self.trie.vocab_size].double().cpu()
+        kept = logits[:, self._sorted_ids]
         eos = (
-            logits[self.eos_token_id : self.eos_token_id + 1]
+            logits[:, self.eos_token_id : self.eos_token_id + 1]
             if self.eos_token_id is not None
-            else kept[:0]
+            else kept[:, :0]
         )
-        log_norm = torch.logsumexp(torch.cat([kept, eos]), 0)
-        probs = torch.exp(kept - log_norm).numpy()
-        eos_prob = float(torch.exp(eos - log_norm).sum())
-        return _Node(cached, np.append(probs, 0.0), eos_prob, token_ids)
+        log_norm = torch.logsumexp(torch.cat([kept, eos], 1), 1, keepdim=True)
+        probs = np.pad(torch.exp(kept - log_norm).numpy(), ((0, 0), (0, 1)))
+        eos_probs = torch.exp(eos - log_norm).sum(1).tolist()
+        return [
+            _Node(path, probs[row], eos_probs[row], token_ids[row])
+            for row, path in enumerate(paths)
+        ]
 
     def initial(self, keep_canonical_of: str | None = None) -> ByteLMState:
         """The state before any byte (after the dummy-prefix space, if the tokenizer adds one).
@@ -239,12 +254,13 @@ class ByteLM:
             ValueError: the canonical tokenization of `keep_canonical_of` does not spell its
                 bytes with byte-spelling tokens.
         """
-        cached = CachedModel(self.model)
-        logits = cached.prefill(torch.tensor([self.context], device=cached.device))[0, -1]
-        root = _Hypothesis(self._node(cached, logits, ()), b"", 0.0, canonical=True)
         plan = None if keep_canonical_of is None else self.canonical_ends(keep_canonical_of)
+        tree = TokenTree(self.model, self.context)
+        self.forward_calls += 1
+        (node,) = self._nodes(tree.root_logits[None], [tree.root_path], [()])
+        root = _Hypothesis(node, b"", 0.0, canonical=True)
         start = -1 if self.trie.prepends_space else 0  # the dummy space is text byte -1
-        state = ByteLMState([root], start, plan)
+        state = ByteLMState([root], start, tree, plan)
         if self.trie.prepends_space:
             state = self.advance(state, 0x20)
         return state
@@ -337,7 +353,7 @@ class ByteLM:
         return kept
 
     def advance(self, state: ByteLMState, byte: int) -> ByteLMState:
-        """The state after one more byte. Consumes `state` (its caches are reused).
+        """The state after one more byte. Consumes `state` (its token tree moves on).
 
         Raises:
             ValueError: the byte has probability 0 under this model, or `state` was consumed.
@@ -351,27 +367,21 @@ class ByteLM:
                 f"{self.name} gives byte 0x{byte:02x} probability 0 after {state.num_bytes} bytes"
             )
         kept = self._prune(found)
-        still_read = {id(item[1].node) for item in kept if item[2] < 0}
-        uses_left: dict[int, int] = {}
-        for _, hypothesis, token in kept:
-            if token >= 0:
-                uses_left[id(hypothesis.node)] = uses_left.get(id(hypothesis.node), 0) + 1
-        hypotheses = []
-        for _, hypothesis, token in kept:
-            if token >= 0:
-                parent = hypothesis.node
-                uses_left[id(parent)] -= 1
-                reuse = uses_left[id(parent)] == 0 and id(parent) not in still_read
-                hypothesis = self._commit(hypothesis, token, reuse)
-            hypotheses.append(hypothesis)
-        return ByteLMState(hypotheses, state.num_bytes + 1, state.canonical_ends)
+        committed = iter(self._commit(state.tree, [(h, t) for _, h, t in kept if t >= 0]))
+        hypotheses = [
+            _Hypothesis(next(committed), b"", h.log_weight, h.canonical) if token >= 0 else h
+            for _, h, token in kept
+        ]
+        _compact(state.tree, hypotheses)
+        return ByteLMState(hypotheses, state.num_bytes + 1, state.tree, state.canonical_ends)
 
-    def _commit(self, hypothesis: _Hypothesis, token: int, reuse: bool) -> _Hypothesis:
-        parent = hypothesis.node
-        cached = parent.cached if reuse else _fork(parent.cached)
-        logits = cached.step(torch.tensor([[token]], device=cached.device))[0, -1]
-        node = self._node(cached, logits, (*parent.token_ids, token))
-        return _Hypothesis(node, b"", hypothesis.log_weight, hypothesis.canonical)
+    def _commit(self, tree: TokenTree, commits: list[tuple[_Hypothesis, int]]) -> list[_Node]:
+        """The nodes after each (hypothesis, token): one forward for all of them."""
+        if not commits:
+            return []
+        logits, paths = tree.extend([h.node.path for h, _ in commits], [t for _, t in commits])
+        self.forward_calls += 1
+        return self._nodes(logits, paths, [(*h.node.token_ids, t) for h, t in commits])
 
     def score(
         self, data: bytes, *, include_eos: bool = False, keep_canonical: bool = True
@@ -415,6 +425,10 @@ def canonical_text(data: bytes) -> str:
         ) from None
 
 
-def _fork(cached: CachedModel) -> CachedModel:
-    """A copy of a cached model with its own cache (the weights are shared, not copied)."""
-    return copy.deepcopy(cached, memo={id(cached.model): cached.model})
+def _compact(tree: TokenTree, hypotheses: Sequence[_Hypothesis]) -> None:
+    """Drop the cache slots no hypothesis uses, once they are most of the cache."""
+    nodes = list({id(h.node): h.node for h in hypotheses}.values())
+    live = len({slot for node in nodes for slot in node.path})
+    if tree.size > 2 * live + COMPACT_SLACK:
+        for node, path in zip(nodes, tree.compact([node.path for node in nodes]), strict=True):
+            node.path = path

@@ -9,16 +9,24 @@ Run for real: `.venv/bin/pytest tests/benchmarks/test_ensemble_bench.py --benchm
 2. Byte level: seconds per byte of the byte-level ensemble of two random models with different
    tokenizers (a SmolLM2-shaped tokenizer and Gemma 3's 262k one when ../shared is there), next
    to each member's `ByteLM` alone and each member's plain token-level scoring (one cached step
-   per canonical token), all on the same bytes. Reported, no target.
+   per canonical token), all on the same bytes. Side by side, each member's `ByteLM` as it was
+   before the token tree (`BEFORE_TREE`: one cache per hypothesis, deep-copied at each branch,
+   one forward per committed token; read from git, skipped without the history). Reported, no
+   target.
 Missed targets are reported as `BenchmarkTargetWarning`, never as failing asserts.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -31,6 +39,7 @@ from ctd.ensemble import ByteEnsemble, ByteLM, LockstepEnsemble, context_ids
 pytestmark = pytest.mark.benchmark
 ASSETS = Path(__file__).resolve().parents[3] / "shared" / "assets" / "tokenizers"
 TEXT = "The package manager keeps a list of the installed files; remove it with care."
+BEFORE_TREE = "ec95c57"  # the last commit whose ByteLM kept one KV cache per hypothesis
 
 
 def _llama(vocab: int, hidden: int, layers: int, seed: int) -> LlamaForCausalLM:
@@ -88,6 +97,26 @@ def _token_level_seconds(model: LlamaForCausalLM, tokenizer: object, text: str) 
     return _seconds(run)
 
 
+def _byte_lm_before_tree() -> Any | None:
+    """`ctd.ensemble.byte_lm` at BEFORE_TREE as a module (None without the git history)."""
+    root = Path(__file__).resolve().parents[2]
+    shown = subprocess.run(
+        ["git", "show", f"{BEFORE_TREE}:ctd/ensemble/byte_lm.py"],
+        cwd=root, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if shown.returncode != 0:
+        return None
+    path = Path(tempfile.mkdtemp()) / "byte_lm_before_tree.py"
+    path.write_text(shown.stdout)
+    spec = importlib.util.spec_from_file_location("byte_lm_before_tree", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_byte_level_cost_per_byte(request: pytest.FixtureRequest) -> None:
     if not (ASSETS / "gemma3").is_dir():
         pytest.skip("needs ../shared/assets tokenizers")
@@ -97,11 +126,15 @@ def test_byte_level_cost_per_byte(request: pytest.FixtureRequest) -> None:
     tokenizers = _tokenizers()
     models = [_llama(len(tok), hidden, layers, seed) for seed, tok in enumerate(tokenizers)]  # type: ignore[arg-type]
     members = [ByteLM(m, t, beam_width=beam) for m, t in zip(models, tokenizers, strict=True)]
+    before = _byte_lm_before_tree() if enabled else None  # two more 262k tries: not in CI
+    pairs = list(zip(models, tokenizers, strict=True))
+    old = [] if before is None else [before.ByteLM(m, t, beam_width=beam) for m, t in pairs]
     data = text.encode()
     ByteEnsemble(members).score(data[:4])  # warm-up
     rows = {
         "ensemble": _seconds(lambda: ByteEnsemble(members).score(data)),
         **{f"bytelm_{i}": _seconds(lambda m=m: m.score(data)) for i, m in enumerate(members)},  # type: ignore[misc]
+        **{f"before_tree_{i}": _seconds(lambda m=m: m.score(data)) for i, m in enumerate(old)},  # type: ignore[misc]
         **{
             f"tokens_{i}": _token_level_seconds(m, t, text)
             for i, (m, t) in enumerate(zip(models, tokenizers, strict=True))
@@ -110,3 +143,7 @@ def test_byte_level_cost_per_byte(request: pytest.FixtureRequest) -> None:
     if enabled:
         per_byte = {name: f"{1000 * seconds / len(data):.1f} ms" for name, seconds in rows.items()}
         print(f"byte level, beam {beam}, {len(data)} bytes, per byte: {per_byte}")
+        for i, member in enumerate(old):
+            same = abs(float(member.score(data).sum() - members[i].score(data).sum()))
+            speedup = rows[f"before_tree_{i}"] / rows[f"bytelm_{i}"]
+            print(f"member {i}: token tree {speedup:.2f}x faster than before, |dlogp| {same:.1e}")

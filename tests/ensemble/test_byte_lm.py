@@ -17,6 +17,7 @@ from ensemble_support import (
 from tokenizers import Tokenizer, normalizers
 from transformers import PreTrainedTokenizerFast
 
+from ctd.ensemble import byte_lm
 from ctd.ensemble.byte_lm import EOS_INDEX, ByteLM
 from ctd.models.byte_level import to_byte_level
 
@@ -171,3 +172,16 @@ def test_the_canonical_path_of_a_dummy_prefix_tokenizer_is_kept() -> None:
     with pytest.raises(ValueError, match="needs UTF-8 bytes"):
         lm.score(b"\xff\xfe")
     assert np.isfinite(lm.score(b"\xff\xfe", keep_canonical=False)).all()
+
+
+def test_compacting_the_token_tree_changes_no_probability(bpe, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    tokenizer, model = bpe
+    text = b"then the rat ran at the cat, a hat, that mat"
+    kept = ByteLM(model, tokenizer, beam_width=3).score(text)
+    monkeypatch.setattr(byte_lm, "COMPACT_SLACK", 0)
+    lm = ByteLM(model, tokenizer, beam_width=3)
+    state = lm.initial(text.decode())
+    for byte in text:
+        state = lm.advance(state, byte)
+    assert state.tree.size < state.tree.tokens_forwarded  # slots were dropped
+    np.testing.assert_allclose(lm.score(text), kept, rtol=0, atol=1e-10)
