@@ -54,6 +54,7 @@ from ctd.trainers._common import (
 )
 from ctd.trainers.builders import build_datamodule, load_model, num_embeddings
 from ctd.trainers.distill_wiring import DISTILL_WIRINGS
+from ctd.trainers.distributed import mean_over_ranks
 from ctd.trainers.task import PreparedRun
 from ctd.trainers.vocab import SideVocab
 from ctd.trainers.wiring import (
@@ -170,7 +171,11 @@ class MultiDistillationModule(L.LightningModule):
         teachers, student = self.forward_sides(batch, self.teacher_needs, self.student_needs)
         values = self.loss_values(batch, teachers, student)
         total = combine_losses(
-            values, self.loss_weights, aggregation=self.loss_aggregation, student=self.student
+            values,
+            self.loss_weights,
+            aggregation=self.loss_aggregation,
+            student=self.student,
+            reduce_gradient=mean_over_ranks,  # the same GradMag weights on every rank
         )
         log_training_losses(self, values, total, batch.input_ids[-1].shape[0])
         return total
