@@ -57,6 +57,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--prompts", required=True)
     parser.add_argument("--outputs", required=True, help="a greedy `ctd specdec --json` report")
     parser.add_argument("--gamma", type=int, default=3)
+    parser.add_argument(
+        "--wait-for", help="score the last drafter only once this file exists (a running fit)"
+    )
     return parser.parse_args()
 
 
@@ -72,7 +75,9 @@ def main() -> None:
     answers = [target_tokenizer(text, add_special_tokens=False)["input_ids"] for text in outputs]
     chat = None if getattr(target_tokenizer, "chat_template", None) else False
     rows = []
-    for name, folder in (item.split("=", 1) for item in args.drafter):
+    for index, (name, folder) in enumerate(item.split("=", 1) for item in args.drafter):
+        while args.wait_for and index == len(args.drafter) - 1 and not Path(args.wait_for).exists():
+            time.sleep(10)
         tokenizer, model = load_tokenizer(folder), load_causal_lm(folder, dtype=torch.float32)
         vocabulary = _vocabulary(args, (target_model, model), (target_tokenizer, tokenizer))
         drafter_prompts = [encode_prompt(tokenizer, record, chat=chat) for record in records]

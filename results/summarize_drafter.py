@@ -120,6 +120,7 @@ def cross_table() -> str:
     if fit.is_file():
         f = json.loads(fit.read_text())
         m = json.loads((folder / "fit_metrics.json").read_text())
+        lines.append("")
         lines.append(
             f"ALM training: {f['steps']} steps of {f['batch_size']} texts "
             f"({f['train_texts']} distinct Gemma-3 answers), {f['wall_seconds'] / 60:.1f} min; "
