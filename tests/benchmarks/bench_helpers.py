@@ -100,12 +100,15 @@ def machine() -> dict[str, Any]:
 
 
 def command() -> str:
-    """The pytest command line of this run, with OMP_NUM_THREADS when it is set."""
+    """The pytest command line of this run, with OMP_NUM_THREADS and CTD_* settings if set."""
     argv = [os.path.relpath(sys.argv[0], ROOT) if os.path.isabs(sys.argv[0]) else sys.argv[0]]
     argv += sys.argv[1:]
-    threads = os.environ.get("OMP_NUM_THREADS")
-    prefix = f"OMP_NUM_THREADS={threads} " if threads else ""
-    return prefix + shlex.join(argv)
+    settings = sorted(
+        f"{name}={value}"
+        for name, value in os.environ.items()
+        if name == "OMP_NUM_THREADS" or name.startswith("CTD_")
+    )
+    return shlex.join([*settings, *argv])
 
 
 def _now() -> str:

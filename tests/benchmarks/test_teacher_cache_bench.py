@@ -29,6 +29,7 @@ from test_trainer_bench import (
     _sft_chunked,
     _sft_huggingface,
     _step,
+    check_not_skipped,
     step_times,
 )
 
@@ -83,6 +84,8 @@ def test_cached_alm_step_vs_sft_step(benchmark, tmp_path) -> None:  # type: igno
         "sft_chunked": lambda: _sft_chunked(student, batch),
     }
     torch.testing.assert_close(steps["alm_cached"](), steps["alm_live"](), rtol=1e-6, atol=1e-7)
+    for module in (live, cached):
+        check_not_skipped(module)
     benchmark.pedantic(_step, args=(steps["alm_cached"], student), rounds=1, iterations=1)
     if benchmark.disabled:
         return

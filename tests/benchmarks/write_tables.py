@@ -172,8 +172,9 @@ def teacher_cache(figures: dict[str, Any]) -> str:
     size = figures["cache_bytes_per_token"]
     ratio = figures["distillkit_bytes_per_token"] / size
     return table + (
-        f"\n\nCache on disk: {size} bytes per teacher token (this benchmark's 4-document shard); "
-        f"DistillKit's top-k logits: ~{figures['distillkit_bytes_per_token']} ({ratio:.0f}x)."
+        f"\n\nCache on disk: {size} bytes per teacher token (this benchmark's one-shard cache, "
+        f"its header spread over the batch's tokens); DistillKit's top-k logits: "
+        f"~{figures['distillkit_bytes_per_token']} ({ratio:.0f}x more)."
     )
 
 
