@@ -9,14 +9,21 @@ the file, cut at a character boundary to --bytes). Every member and the ensemble
 exactly those bytes: byte-level BPB (`ByteLM`, beam --beam), the ensemble with equal weights,
 and each member's plain BPB of its canonical tokenization for reference. `--exact` also measures
 the beam's error against the exact marginal (beam_width=None) on short texts instead
-(`--exact --out results/ensemble/beam_error.json`).
+(`--exact --out results/ensemble/beam_error.json`). `--lockstep STUDENT` runs `ctd ensemble
+--mode lockstep --json` of a SmolLM2 student moved onto Gemma-3's tokenizer with Gemma-3-270m
+instead, on ctd's held-out English corpus and on the de/fr/ja/zh-cn passages
+(`--lockstep runs/transplant_fit/omp_k64/export --bytes 4096 --out results/ensemble/lockstep.json`).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,7 @@ import torch
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "assets" / "corpora" / "text"
 LANGUAGES = ("en", "de", "fr", "ja", "zh-cn")
 CACHE = Path.home() / ".cache" / "ctd"
+HELDOUT = Path(__file__).resolve().parents[1] / "ctd" / "data" / "corpus" / "heldout.txt.gz"
 
 
 def passage(language: str, num_bytes: int) -> str:
@@ -120,16 +128,47 @@ def beam_error(members: list[tuple[str, Any, Any]], lengths: dict[str, int]) -> 
     return found
 
 
+def lockstep_rows(student: str, num_bytes: int) -> dict[str, Any]:
+    """`ctd ensemble --mode lockstep --json` of the student and Gemma-3-270m on each text."""
+    from ctd.models.gemma import gemma3_270m_checkpoint
+
+    texts = {"en (held-out)": gzip.decompress(HELDOUT.read_bytes()).decode("utf-8")}
+    texts |= {language: passage(language, num_bytes) for language in LANGUAGES[1:]}
+    rows = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, text in texts.items():
+            path = Path(folder) / "text.txt"
+            path.write_text(text, encoding="utf-8")
+            command = [
+                sys.executable, "-m", "ctd.cli", "ensemble", "--mode", "lockstep",
+                "--models", student, str(gemma3_270m_checkpoint(CACHE)),
+                "--text-file", str(path), "--limit-bytes", str(num_bytes), "--json",
+            ]  # fmt: skip
+            start = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            rows[name] = json.loads(done.stdout.strip().splitlines()[-1])
+            rows[name]["seconds"] = round(time.perf_counter() - start, 1)
+            print(name, json.dumps(rows[name]), flush=True)
+    return rows
+
+
 def main() -> None:
     """Run and write the JSON output."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bytes", type=int, default=300)
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--exact", action="store_true", help="the beam error vs exact instead")
+    parser.add_argument("--lockstep", metavar="STUDENT", help="lockstep with Gemma-3 instead")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
+    if args.lockstep:
+        found = {"student": args.lockstep, "bytes_per_text": args.bytes}
+        found["texts"] = lockstep_rows(args.lockstep, args.bytes)
+        found["wall_seconds"] = round(time.perf_counter() - start, 1)
+        Path(args.out).write_text(json.dumps(found, indent=1) + "\n")
+        return
     members = load_members()
     result: dict[str, Any] = {
         "bytes_per_language": args.bytes,

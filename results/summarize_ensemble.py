@@ -4,8 +4,8 @@
     .venv/bin/python results/summarize_ensemble.py write --check    # exit 1 if out of date
 
 Each `<!-- table: NAME -->` ... `<!-- end table -->` block is replaced by the table NAME:
-`bpb` (results/ensemble_bpb.py -> bpb.json) and `beam_error` (results/ensemble_bpb.py --exact
--> beam_error.json).
+`bpb` (results/ensemble_bpb.py -> bpb.json), `beam_error` (results/ensemble_bpb.py --exact
+-> beam_error.json) and `lockstep` (results/ensemble_bpb.py --lockstep -> lockstep.json).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def beam_error() -> str:
     """How far a beam's log2 P(text) is from the exact marginal, on short texts."""
     result = _load("beam_error")["beam_error"]
     widths = ["1", "2", "4", "8"]
-    lines = ["| model | text | exact bits | exact forwards | " + " | ".join(
+    lines = ["| model | text | exact bits | exact token steps | " + " | ".join(
         f"beam {k}: bits - exact" for k in widths) + " |"]  # fmt: skip
     lines.append("|---|---|---|---|" + "---|" * len(widths))
     for model, rows in result.items():
@@ -68,7 +68,35 @@ def beam_error() -> str:
     return "\n".join(lines)
 
 
-TABLES: dict[str, Callable[[], str]] = {"bpb": bpb, "beam_error": beam_error}
+def lockstep() -> str:
+    """Lockstep BPB of the student on Gemma-3's tokenizer, Gemma-3-270m and their ensemble."""
+    result = _load("lockstep")
+    lines = [
+        "| text | bytes | student (SmolLM2 on Gemma-3 tokens) | Gemma-3-270m | **ensemble** | "
+        "gain vs best member | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in result["texts"].items():
+        student, gemma = (member["bpb"] for member in row["members"])
+        best = min(student, gemma)
+        ensemble = row["ensemble"]["bpb"]
+        lines.append(
+            f"| {name} | {row['num_bytes']} | {student:.3f} | {gemma:.3f} | **{ensemble:.3f}** "
+            f"| {ensemble - best:+.3f} | {row['seconds']} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Student `{result['student']}`, equal weights, mean of probabilities, at most "
+        f"{result['bytes_per_text']} bytes per text; wall time {result['wall_seconds']} s."
+    )
+    return "\n".join(lines)
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "bpb": bpb,
+    "beam_error": beam_error,
+    "lockstep": lockstep,
+}
 
 
 def main() -> int:

@@ -4,7 +4,8 @@
   probabilities (default) or of log-probabilities per token; scores and generates (the
   `ctd.decoding.generate` interface).
 * `ByteLM`: one model's next-byte distribution (EOS included), marginalised over the
-  tokenizations that cover the bytes so far (exact, or a beam).
+  tokenizations that cover the bytes so far (exact, or a beam); `TokenTree` holds its beam's
+  token prefixes in one KV cache (one forward per byte).
 * `ByteEnsemble`: the weighted mean of members' next-byte distributions; scores (bits per
   byte) and generates byte by byte.
 * `score_lockstep` / `score_bytes` / `bits_per_byte_report`: every member and the ensemble on
@@ -21,6 +22,7 @@ from ctd.ensemble.scoring import (
     score_bytes,
     score_lockstep,
 )
+from ctd.ensemble.token_tree import TokenTree
 from ctd.ensemble.weights import COMBINES, check_combine, normalized_weights
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "LockstepEnsemble",
     "TextScores",
     "TokenByteTrie",
+    "TokenTree",
     "bits_per_byte_report",
     "check_combine",
     "check_shared_tokenizer",

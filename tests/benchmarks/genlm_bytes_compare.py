@@ -75,7 +75,8 @@ def main() -> None:
     totals = {"ctd": [0.0, 0.0], "genlm": [0.0, 0.0]}  # bits, seconds
     for data in texts(args.texts, args.bytes):
         begin = time.perf_counter()
-        ours = ByteLM(model, tokenizer, beam_width=args.beam).score(data)
+        # the same beam as genlm's: no canonical path kept (ByteLM.score's default keeps it)
+        ours = ByteLM(model, tokenizer, beam_width=args.beam).score(data, keep_canonical=False)
         ctd_seconds = time.perf_counter() - begin
         begin = time.perf_counter()
         theirs = asyncio.run(genlm_logprobs(model, tokenizer, data, args.beam))
