@@ -6,7 +6,8 @@
 Each `<!-- table: NAME -->` ... `<!-- end table -->` block is replaced by the table NAME:
 `zero_shot` and `zero_shot_facts` (results/transplant_eval.py -> zero_shot.json), `held_out`
 and `new_rows` (results/transplant_holdout.py -> holdout.json), `numerals`
-(results/transplant_numerals.py -> numerals.json).
+(results/transplant_numerals.py -> numerals.json), `after_fit` (results/run_transplant_fit.sh
+-> after_fit.json) and `downstream` (`ctd evaluate` -> downstream/*.json).
 """
 
 from __future__ import annotations
@@ -101,7 +102,57 @@ def numerals() -> str:
     return "\n".join(lines)
 
 
+def after_fit() -> str:
+    """Bits per byte of each start before and after the equal `ctd fit` budget."""
+    before, after = _load("zero_shot")["scores"], _load("after_fit")["scores"]
+    sets = list(_load("zero_shot")["texts"])
+    header = " | ".join(f"{name} BPB before -> after" for name in sets)
+    lines = [f"| init | {header} | last train SFT / ALM | wall time |"]
+    lines.append("|---|" + "---|" * (len(sets) + 2))
+    first = next(iter(after.values()))
+    base = " | ".join(f"{first[name]['base_bpb']:.3f}" for name in sets)
+    lines.append(f"| base model itself (SmolLM2 tokenizer) | {base} | - | - |")
+    for init, by_set in after.items():
+        cells = " | ".join(
+            f"{before[init][name]['student_bpb']:.3f} -> **{by_set[name]['student_bpb']:.3f}**"
+            for name in sets
+        )
+        run = by_set["run"]
+        losses = f"{run['train/sft']:.3f} / {run['train/alm']:.4f}"
+        lines.append(f"| {init} | {cells} | {losses} | {run['wall_seconds'] / 60:.0f} min |")
+    return "\n".join(lines)
+
+
+def downstream() -> str:
+    """Zero-shot downstream accuracy (`ctd evaluate`) before and after the `ctd fit` budget."""
+    rows = {
+        path.stem: json.loads(path.read_text()) for path in sorted(RUNS.glob("downstream/*.json"))
+    }
+    tasks = list(rows["base"]["tasks"])
+    header = " | ".join(f"{task} acc / acc_per_byte" for task in tasks)
+    lines = [f"| model | {header} |", "|---|" + "---|" * len(tasks)]
+    order = (
+        ["base"]
+        + [n for n in rows if n.startswith("zero_shot")]
+        + [n for n in rows if n.startswith("after_fit")]
+    )
+    for name in order:
+        cells = " | ".join(
+            f"{rows[name]['tasks'][t]['acc']:.3f} / {rows[name]['tasks'][t]['acc_per_byte']:.3f}"
+            for t in tasks
+        )
+        lines.append(f"| {name} | {cells} |")
+    count = rows["base"]["tasks"][tasks[0]]["num_questions"]
+    lines.append("")
+    lines.append(
+        f"First {count} questions of each task, rc 0-shot (chance: PIQA 0.5, ARC-Easy 0.25)."
+    )
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[], str]] = {
+    "after_fit": after_fit,
+    "downstream": downstream,
     "zero_shot": zero_shot,
     "zero_shot_facts": zero_shot_facts,
     "held_out": held_out,
