@@ -36,11 +36,30 @@ CACHE = Path.home() / ".cache" / "ctd"
 HELDOUT = Path(__file__).resolve().parents[1] / "ctd" / "data" / "corpus" / "heldout.txt.gz"
 
 
+def is_prose(paragraph: str) -> bool:
+    """No table rules or columns, and at least 70% letters or spaces (CJK counts as letters)."""
+    if any(mark in paragraph for mark in ("|", "+--", "---", "===", "$ ", "# ")):
+        return False
+    letters = sum(char.isalpha() or char.isspace() for char in paragraph)
+    return letters >= 0.7 * len(paragraph)
+
+
 def passage(language: str, num_bytes: int) -> str:
-    """The middle of debian-reference.<language>.txt, whitespace-normalised, <= num_bytes."""
+    """Prose from the middle of debian-reference.<language>, cut to num_bytes.
+
+    Consecutive paragraphs of >= 40 bytes that pass `is_prose` (tables and shell lines skipped),
+    whitespace-normalised and joined by one space.
+    """
     text = (CORPUS / f"debian-reference.{language}.txt").read_text(encoding="utf-8")
-    middle = " ".join(text[len(text) // 2 :].split()[:2000])
-    return middle.encode("utf-8")[:num_bytes].decode("utf-8", errors="ignore")
+    found, size = [], 0
+    for block in text[len(text) // 2 :].split("\n\n"):
+        paragraph = " ".join(block.split())
+        if len(paragraph.encode("utf-8")) >= 40 and is_prose(paragraph):
+            found.append(paragraph)
+            size += len(paragraph.encode("utf-8")) + 1
+            if size >= num_bytes:
+                return " ".join(found).encode("utf-8")[:num_bytes].decode("utf-8", errors="ignore")
+    raise SystemExit(f"not {num_bytes} bytes of prose in debian-reference.{language}")
 
 
 def load_members() -> list[tuple[str, Any, Any]]:
