@@ -37,9 +37,8 @@ def _number(value: object, digits: int = 3) -> str:
     return "n/a" if value is None else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
 
 
-def fit_table() -> str:
+def fit_table(folder: Path = OUTPUTS / "fit") -> str:
     """Teacher-forced acceptance on the held-out answers, before and after training."""
-    folder = OUTPUTS / "fit"
     lines = [
         "| loss | alpha before | alpha after | greedy alpha before | greedy alpha after "
         "| TVD after | wall min |",
@@ -130,7 +129,15 @@ def cross_table() -> str:
     return "\n".join(lines)
 
 
+def budget_table() -> str:
+    """TVD++ vs forward KL at 48 equal steps: teacher-forced acceptance, then gamma 3 decoding."""
+    folder = OUTPUTS / "budget48"
+    rows = _specdec_rows(folder / "specdec", LOSSES)
+    return "\n".join([fit_table(folder / "fit"), "", SPECDEC_HEADER, *rows])
+
+
 TABLES: dict[str, Callable[[], str]] = {
+    "results/drafter/budget48": budget_table,
     "results/drafter/fit": fit_table,
     "results/drafter/specdec": specdec_table,
     "results/drafter/cross": cross_table,
