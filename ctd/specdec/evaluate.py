@@ -188,28 +188,16 @@ def _summary(runs: list[SpecDecOutput], settings: SpecDecSettings) -> dict[str, 
     }
 
 
-def evaluate_drafter(
+def _timed_runs(
     target: CachedModel,
     drafter: CachedModel,
     prompts: Sequence[Sequence[int]],
+    drafter_prompts: Sequence[Sequence[int]],
     settings: SpecDecSettings,
-    *,
-    eos_token_id: int | Sequence[int] | None = None,
-    vocabulary: DraftVocabulary | None = None,
-    drafter_prompts: Sequence[Sequence[int]] | None = None,
-) -> dict[str, Any]:
-    """Baseline and speculative decoding of every prompt; the report (ids under `output_ids`).
-
-    The first prompt is decoded once before timing (lazy initialisation off the clock).
-    """
-    shared = vocabulary is None or isinstance(vocabulary, SharedVocabulary)
-    drafter_prompts = prompts if drafter_prompts is None else drafter_prompts
-    warm = SpecDecSettings(settings.gamma, min(4, settings.max_new_tokens), 0.0, 1.0)
-    _baseline(target, prompts[0], warm, eos_token_id, 0)
-    speculative_generate(
-        target, drafter, prompts[0], gamma=settings.gamma, max_new_tokens=warm.max_new_tokens,
-        vocabulary=vocabulary, drafter_prompt_ids=drafter_prompts[0],
-    )  # fmt: skip
+    eos_token_id: int | Sequence[int] | None,
+    vocabulary: DraftVocabulary | None,
+) -> tuple[list[list[int]], float, list[Any], float]:
+    """Per prompt, plain target decoding then speculative decoding, each timed."""
     baseline_ids, baseline_seconds, runs, seconds = [], 0.0, [], 0.0
     for index, (prompt, drafter_prompt) in enumerate(zip(prompts, drafter_prompts, strict=True)):
         ids, elapsed = _baseline(target, prompt, settings, eos_token_id, settings.seed + index)
@@ -232,6 +220,34 @@ def evaluate_drafter(
             )  # fmt: skip
         )
         seconds += time.perf_counter() - begin
+    return baseline_ids, baseline_seconds, runs, seconds
+
+
+def evaluate_drafter(
+    target: CachedModel,
+    drafter: CachedModel,
+    prompts: Sequence[Sequence[int]],
+    settings: SpecDecSettings,
+    *,
+    eos_token_id: int | Sequence[int] | None = None,
+    vocabulary: DraftVocabulary | None = None,
+    drafter_prompts: Sequence[Sequence[int]] | None = None,
+) -> dict[str, Any]:
+    """Baseline and speculative decoding of every prompt; the report (ids under `output_ids`).
+
+    The first prompt is decoded once before timing (lazy initialisation off the clock).
+    """
+    shared = vocabulary is None or isinstance(vocabulary, SharedVocabulary)
+    drafter_prompts = prompts if drafter_prompts is None else drafter_prompts
+    warm = SpecDecSettings(settings.gamma, min(4, settings.max_new_tokens), 0.0, 1.0)
+    _baseline(target, prompts[0], warm, eos_token_id, 0)
+    speculative_generate(
+        target, drafter, prompts[0], gamma=settings.gamma, max_new_tokens=warm.max_new_tokens,
+        vocabulary=vocabulary, drafter_prompt_ids=drafter_prompts[0],
+    )  # fmt: skip
+    baseline_ids, baseline_seconds, runs, seconds = _timed_runs(
+        target, drafter, prompts, drafter_prompts, settings, eos_token_id, vocabulary
+    )
     output_ids = [run.token_ids for run in runs]
     new_tokens = sum(len(ids) for ids in output_ids)
     report: dict[str, Any] = {
