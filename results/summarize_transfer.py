@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import markdown_tables
+import transfer_equal_tables
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = ("bytes", "qwen2")
@@ -143,7 +144,13 @@ def zero_shot_table(root: Path) -> str:
 
 
 def run_set_table(name: str) -> str:
-    """The table of marker NAME: the run set in directory NAME (zero-shot under downstream/)."""
+    """The table of marker NAME: the run set in directory NAME (zero-shot under downstream/).
+
+    `results/transfer_equal/KIND`: the equal-budget table KIND (results/transfer_equal_tables.py).
+    """
+    folder, _, kind = name.rpartition("/")
+    if folder == "results/transfer_equal":
+        return transfer_equal_tables.table(REPO / folder, kind)
     make = zero_shot_table if name.startswith("results/downstream/") else table
     return make(REPO / name)
 
