@@ -182,7 +182,7 @@ def test_alm_step_vs_sft_step(benchmark) -> None:  # type: ignore[no-untyped-def
     times = step_times(steps, student)
     wall, cpu = times.wall, times.cpu
     baseline = min(("sft_hf", "sft_chunked"), key=wall.__getitem__)
-    figures: dict[str, object] = times.figures()
+    figures: dict[str, object] = {"shape": shape, **times.figures()}
     figures["sft_baseline"] = baseline
     figures["alm/sft"] = round(wall["alm"] / wall[baseline], 3)
     figures["alm/sft_cpu"] = round(cpu["alm"] / cpu[baseline], 3)

@@ -251,7 +251,7 @@ def trainer_step(figures: dict[str, Any]) -> str:
     shape = figures["shape"]
     table = _table(STEP_HEADER, _step_rows(figures, names, figures["sft_baseline"]))
     return table + (
-        f"\n\nB = {shape['batch']} rows of {shape['bytes']} student bytes and "
+        f"\n\nB = {shape['batch']}, each row {shape['bytes']} student bytes and "
         f"{shape['bytes'] // 4} teacher tokens; d = {shape['width']}, {shape['layers']} layers, "
         f"teacher vocabulary {shape['teacher_vocab']:,}."
     )
@@ -309,7 +309,6 @@ HAND_WRITTEN: dict[str, str] = {
     "Alignment (ctd.alignment): spans + chunks + collation vs encode_batch": "TODO",
     "K-way alignment: one 3-way `align_many_batch` vs two pairwise `align_batch` calls": "TODO",
     "Losses (ctd.losses): memory-bounded ALM and TVD++ vs naive (B, T, V) versions": "TODO",
-    "Trainer: one ALM self-distillation step vs one student-only SFT step": "TODO",
     "OMP tokenizer transplant (SmolLM2-135M -> Gemma-3 vocabulary, 215,887 rows to make)": "TODO",
     "Speculative decoding (ctd.specdec): call overhead and cross-tokenizer conversion": "TODO",
     "Ensembles (ctd.ensemble): lockstep generation, byte-level cost per byte, genlm-bytes": "TODO",
