@@ -12,10 +12,9 @@ both pairwise ones.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
+from bench_helpers import BenchRun, timed
 from test_alignment_bench import SHARED, corpus_texts
 
 from ctd.alignment import align_batch, align_many_batch, encode_batch
@@ -25,17 +24,12 @@ NAMES = ("llama3", "gemma3", "qwen2")
 SETTINGS = {"plain": (False, False), "template": (True, True)}  # (add_special_tokens, pair)
 
 
-def _timed(function) -> float:  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
 def test_three_way_alignment_vs_two_pairwise(benchmark) -> None:  # type: ignore[no-untyped-def]
     if not all((SHARED / "tokenizers" / name).exists() for name in NAMES):
         pytest.skip("../shared absent: the benchmark needs the Llama-3/Gemma-3/Qwen2 tokenizers")
     from tokenizers import Tokenizer
 
+    run = BenchRun()
     tokenizers = [
         Tokenizer.from_file(str(SHARED / "tokenizers" / name / "tokenizer.json")) for name in NAMES
     ]
@@ -64,7 +58,8 @@ def test_three_way_alignment_vs_two_pairwise(benchmark) -> None:  # type: ignore
     rows: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
     for _ in range(1 if benchmark.disabled else 7):  # interleaved, side by side in one run
         for name, (three_way, two_pairwise, _tokens) in cases.items():
-            rows[name].append((_timed(three_way), _timed(two_pairwise)))
+            rows[name].append((timed(three_way)[0], timed(two_pairwise)[0]))
+    settings = {}
     for name, (*_functions, num_tokens) in cases.items():
         three_seconds, pairwise_seconds = (
             float(np.median(column)) for column in zip(*rows[name], strict=True)
@@ -77,5 +72,8 @@ def test_three_way_alignment_vs_two_pairwise(benchmark) -> None:  # type: ignore
             "three_way_vs_two_pairwise": round(three_seconds / pairwise_seconds, 3),
             "per_repeat": [tuple(round(x, 4) for x in row) for row in rows[name]],
         }
+        settings[name] = figures
         benchmark.extra_info[name] = figures
         print(name, figures)
+    if not benchmark.disabled:
+        run.save("align_many", {"repeats": len(rows["plain"]), "settings": settings})

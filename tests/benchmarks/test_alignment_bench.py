@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bench_helpers import BenchRun, timed
 
 from ctd.alignment import CrossTokenizerCollator
 from ctd.alignment.token_bytes import bytes_to_unicode
@@ -205,6 +206,7 @@ def test_alignment_overhead(benchmark, monkeypatch) -> None:  # type: ignore[no-
         pytest.skip("../shared absent: the benchmark needs the Llama-3/Gemma-3 tokenizers")
     from tokenizers import Tokenizer
 
+    run = BenchRun()
     teacher = Tokenizer.from_file(str(SHARED / "tokenizers" / "llama3" / "tokenizer.json"))
     student = Tokenizer.from_file(str(SHARED / "tokenizers" / "gemma3" / "tokenizer.json"))
     texts = corpus_texts(40 if benchmark.disabled else 1000)
@@ -269,10 +271,11 @@ def test_alignment_overhead(benchmark, monkeypatch) -> None:  # type: ignore[no-
     for _ in range(1 if benchmark.disabled else 5):  # interleaved, side by side in one run
         for name, (collator, table_loop, loop, _ids) in cases.items():
             rust_seconds.clear()
-            full = _timed(lambda collator=collator: collator(texts))
+            full = timed(lambda collator=collator: collator(texts))[0]
             encode_seconds = sum(rust_seconds)
-            row = (full - encode_seconds, encode_seconds, _timed(table_loop), _timed(loop))
+            row = (full - encode_seconds, encode_seconds, timed(table_loop)[0], timed(loop)[0])
             rows[name].append(row)
+    settings = {}
     for name, (*_functions, id_lists) in cases.items():
         overhead, encode_seconds, table_loop_seconds, loop_seconds = (
             float(np.median(column)) for column in zip(*rows[name], strict=True)
@@ -291,16 +294,13 @@ def test_alignment_overhead(benchmark, monkeypatch) -> None:  # type: ignore[no-
             "byte_length_tables_once_s": round(table_seconds, 3),
             "per_repeat": [tuple(round(x, 4) for x in row) for row in rows[name]],
         }
+        settings[name] = figures
         benchmark.extra_info[name] = figures
         print(name, figures)
+    if not benchmark.disabled:
+        run.save("alignment", {"repeats": len(rows["plain"]), "settings": settings})
     # Targets (overhead <= 10% of encode_batch, >= 20x faster than the table loop) are reported
     # in BENCHMARKS.md rather than asserted: timings on a shared 2-core machine are too noisy.
-
-
-def _timed(function) -> float:  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
 
 
 def test_loop_baseline_on_a_tiny_pair() -> None:

@@ -4,28 +4,30 @@ Peak extra memory is measured honestly for torch on CPU: each variant runs in a 
 with ``MALLOC_MMAP_THRESHOLD_=65536`` (large tensors are mmap'd and returned on free, so RSS
 tracks live tensors); after a warm-up step the kernel's peak-RSS counter is reset
 (``/proc/self/clear_refs``) and ``VmHWM - VmRSS`` around one forward + backward is the peak extra
-memory (inputs and parameters excluded, gradients included). Time: naive and chunked alternate in
-one process, median over rounds. With ``--benchmark-disable`` the shapes shrink to a smoke test.
+memory (inputs and parameters excluded, gradients included). Time: naive and chunked in turn in
+one process (`bench_helpers.interleaved_medians`), wall and CPU medians; a benchmark run writes
+``figures/losses_alm.json`` and ``figures/losses_tvdpp.json`` for BENCHMARKS.md. With
+``--benchmark-disable`` the shapes shrink to a smoke test.
 Missed targets are reported with ``BenchmarkTargetWarning``, never by a failing assert; the
 value and gradient checks do assert.
 """
 
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 import warnings
 
 import pytest
 import torch
+from bench_helpers import BenchRun, interleaved_medians
 
 from ctd.losses import alm_loss, token_logprobs_from_hidden, tvdpp_loss, tvdpp_loss_from_hidden
 
 REAL = {"alm": (2, 1024, 576, 128_256), "tvdpp": (2, 1024, 576, 49_152)}
 SMOKE = {"alm": (2, 64, 32, 1024), "tvdpp": (2, 64, 32, 512)}
 MEMORY_TARGET, TIME_TARGET = 0.10, 1.3  # chunked / naive, at the REAL shapes
+ROUNDS = 5
 
 
 class BenchmarkTargetWarning(UserWarning):
@@ -113,22 +115,26 @@ def peak_extra_mib(kind, naive, shape):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def median_seconds(kind, shape, rounds):
+def interleaved_times(kind, shape, rounds):
+    """Naive and chunked steps in turn (order rotated each round); wall and CPU medians."""
     inputs = make_inputs(kind, shape)
-    times = {True: [], False: []}
-    for _ in range(rounds):
-        for naive in (True, False):
-            for tensor in inputs[:2]:
-                tensor.grad = None
-            start = time.perf_counter()
-            step(kind, naive, inputs)
-            times[naive].append(time.perf_counter() - start)
-    return statistics.median(times[True]), statistics.median(times[False])
+
+    def timed_step(naive):
+        for tensor in inputs[:2]:
+            tensor.grad = None
+        step(kind, naive, inputs)
+
+    return interleaved_medians(
+        {"naive": lambda: timed_step(True), "chunked": lambda: timed_step(False)},
+        rounds=rounds,
+        warmup=False,  # both steps already ran in the test (value and gradient checks)
+    )
 
 
 @pytest.mark.benchmark
 @pytest.mark.parametrize("kind", ["alm", "tvdpp"])
 def test_memory_bounded_vs_naive(benchmark, kind):
+    run = BenchRun()
     enabled = not benchmark.disabled
     shape = REAL[kind] if enabled else SMOKE[kind]
     inputs = make_inputs(kind, shape)
@@ -144,16 +150,16 @@ def test_memory_bounded_vs_naive(benchmark, kind):
         return
     del inputs, naive_grads
     naive_mib, chunked_mib = (peak_extra_mib(kind, naive, shape) for naive in (True, False))
-    naive_s, chunked_s = median_seconds(kind, shape, rounds=5)
+    times = interleaved_times(kind, shape, rounds=ROUNDS)
+    naive_s, chunked_s = times.wall["naive"], times.wall["chunked"]
     figures = {
-        "shape (B, T, d, V)": shape,
-        "naive peak extra MiB": round(naive_mib),
-        "chunked peak extra MiB": round(chunked_mib),
-        "memory ratio": round(chunked_mib / naive_mib, 3),
-        "naive s": round(naive_s, 2),
-        "chunked s": round(chunked_s, 2),
-        "time ratio": round(chunked_s / naive_s, 3),
+        "shape": list(shape),  # (B, T, d, V)
+        "naive_peak_mib": round(naive_mib),
+        "chunked_peak_mib": round(chunked_mib),
+        "rounds": ROUNDS,
+        **times.figures(2),
     }
+    run.save(f"losses_{kind}", figures)
     benchmark.extra_info.update(figures)
     print(kind, figures)
     # Timing and memory are machine- and load-dependent: report misses, never fail on them.

@@ -306,12 +306,23 @@ def import_time(figures: dict[str, Any]) -> str:
 # Sections of BENCHMARKS.md whose tables are still typed by hand, and why; tests/
 # test_benchmarks_md.py fails on a hand-written table anywhere else (and on a stale entry here).
 HAND_WRITTEN: dict[str, str] = {
+    "Losses (ctd.losses): memory-bounded ALM and TVD++ vs naive (B, T, V) versions": (
+        "figures/losses_{alm,tvdpp}.json and their renderer exist; the 2026-12-01 rerun did not "
+        "fit the CPU left by the priority experiment (see the section)"
+    ),
+    "OMP tokenizer transplant (SmolLM2-135M -> Gemma-3 vocabulary, 215,887 rows to make)": (
+        "writes no figures file yet; its mergekit row needs the unpacked mergekit wheel on "
+        "PYTHONPATH, and the real run is results/transplant_eval.py (68 min)"
+    ),
+    "Speculative decoding (ctd.specdec): call overhead and cross-tokenizer conversion": (
+        "writes no figures file yet; not re-run on 2026-12-01 for lack of CPU"
+    ),
+    "Ensembles (ctd.ensemble): lockstep generation, byte-level cost per byte, genlm-bytes": (
+        "writes no figures file yet; the token-tree and genlm-bytes comparisons are scripts "
+        "(byte_lm_tree_compare.py, genlm_bytes_compare.py, the latter in its own venv)"
+    ),
     "Alignment (ctd.alignment): spans + chunks + collation vs encode_batch": "TODO",
     "K-way alignment: one 3-way `align_many_batch` vs two pairwise `align_batch` calls": "TODO",
-    "Losses (ctd.losses): memory-bounded ALM and TVD++ vs naive (B, T, V) versions": "TODO",
-    "OMP tokenizer transplant (SmolLM2-135M -> Gemma-3 vocabulary, 215,887 rows to make)": "TODO",
-    "Speculative decoding (ctd.specdec): call overhead and cross-tokenizer conversion": "TODO",
-    "Ensembles (ctd.ensemble): lockstep generation, byte-level cost per byte, genlm-bytes": "TODO",
 }
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "alignment": alignment,
