@@ -321,8 +321,14 @@ HAND_WRITTEN: dict[str, str] = {
         "writes no figures file yet; the token-tree and genlm-bytes comparisons are scripts "
         "(byte_lm_tree_compare.py, genlm_bytes_compare.py, the latter in its own venv)"
     ),
-    "Alignment (ctd.alignment): spans + chunks + collation vs encode_batch": "TODO",
-    "K-way alignment: one 3-way `align_many_batch` vs two pairwise `align_batch` calls": "TODO",
+    "Alignment (ctd.alignment): spans + chunks + collation vs encode_batch": (
+        "figures/alignment.json and its renderer exist; not re-run on 2026-12-01 evening for "
+        "lack of CPU (see the section)"
+    ),
+    "K-way alignment: one 3-way `align_many_batch` vs two pairwise `align_batch` calls": (
+        "figures/align_many.json and its renderer exist; not re-run on 2026-12-01 evening for "
+        "lack of CPU"
+    ),
 }
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "alignment": alignment,
