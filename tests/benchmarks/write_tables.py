@@ -189,18 +189,26 @@ def gold_step(figures: dict[str, Any]) -> str:
 
 
 def gold_memory(figures: dict[str, Any]) -> str:
-    """Peak extra memory of the loss alone as vocabulary and length grow."""
-    rows = [
-        [
+    """Peak extra memory (and, in runs since 2026-12-01 19:30, the CPU time) of the loss alone
+    as vocabulary and length grow."""
+    header = ["V", "T", "GOLD ULD peak extra", "ctd ALM peak extra", "GOLD / ctd, memory"]
+    timed = "gold_uld_cpu_s" in figures["rows"][0]
+    if timed:
+        header += ["GOLD CPU s", "ctd CPU s", "GOLD / ctd, CPU"]
+    rows = []
+    for row in figures["rows"]:
+        cells = [
             f"{row['vocab']:,}",
             str(row["length"]),
             f"{row['gold_uld_mib']:,} MiB",
             f"{row['ctd_alm_mib']:,} MiB",
-            f"{row['gold_uld_mib'] / max(row['ctd_alm_mib'], 1):.1f}",
+            f"**{row['gold_uld_mib'] / max(row['ctd_alm_mib'], 1):.1f}**",
         ]
-        for row in figures["rows"]
-    ]
-    return _table(["V", "T", "GOLD ULD peak extra", "ctd ALM peak extra", "GOLD / ctd"], rows)
+        if timed:
+            gold_cpu, ctd_cpu = row["gold_uld_cpu_s"], row["ctd_alm_cpu_s"]
+            cells += [_seconds(gold_cpu), _seconds(ctd_cpu), f"{gold_cpu / ctd_cpu:.1f}"]
+        rows.append(cells)
+    return _table(header, rows)
 
 
 def _step_rows(figures: dict[str, Any], names: dict[str, str], baseline: str) -> list[list[str]]:
