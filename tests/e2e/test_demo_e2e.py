@@ -92,6 +92,7 @@ def test_demo_prints_samples_and_the_export(demo_run: DemoRun) -> None:
     assert _value(stdout, f"student: {PROMPT!r} ->")  # a non-empty sample
     assert _value(stdout, "exported student") == str(demo_run.out / "export")
     assert re.fullmatch(r"\d+\.\d min", _value(stdout, "wall time"))
+    assert "PIQA" not in stdout  # --piqa 0
     # the teacher checkpoint was converted from the package into the (patched) home cache
     assert (demo_run.home / ".cache" / "ctd" / "smollm2-135m-instruct-float32").is_dir()
     assert (demo_run.out / "checkpoints" / "last.ckpt").is_file()

@@ -152,14 +152,20 @@ def test_the_table_shows_ratio_and_retained_accuracy(gpt2_run) -> None:
     assert _row(lines, "CPU time").endswith(" min")
 
 
-def test_bytes_target_without_piqa(teacher_dir, tmp_path, capsys) -> None:
+def test_bytes_target_scores_piqa_after_training_only(
+    teacher_dir: Path, requests_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = ["--model", str(teacher_dir), "--target", "bytes", "--out", str(tmp_path / "b")]
-    lines, report = _demo([*argv, *TINY_RUN, "--piqa", "0", "--json"], capsys)
+    argv += ["--piqa", "4", "--requests-dir", str(requests_dir), "--json"]
+    lines, report = _demo([*argv, *TINY_RUN], capsys)
     assert report["target"] == "bytes"
     assert report["student_vocab_size"] == 257  # 256 bytes + <|endoftext|>
-    assert report["piqa"] == {"questions": 0}
-    assert not any("PIQA" in line for line in lines[:-1])
     assert math.isfinite(report["student_bpb_before"])
+    piqa = report["piqa"]
+    assert piqa["student_before"] is None  # a byte student's requests are 4x longer
+    assert piqa["retained_before"] is None
+    assert 0.0 <= piqa["student_after"]["acc"] <= 1.0
+    assert _row(lines, "PIQA retained by the student").startswith("not scored before training, ")
 
 
 def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
