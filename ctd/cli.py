@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("ctd.demo", "the main job: move SmolLM2-135M to a new tokenizer with ALM, offline"),
     "ensemble": (
         "ctd.ensemble.cli",
-        "bits per byte of models and of their ensemble (lockstep or byte level)",
+        "bits per byte and accuracy of models and their ensemble (lockstep or bytes)",
     ),
     "evaluate": (
         "ctd.evaluation.cli",

@@ -255,15 +255,60 @@ class ByteLM:
                 bytes with byte-spelling tokens.
         """
         plan = None if keep_canonical_of is None else self.canonical_ends(keep_canonical_of)
-        tree = TokenTree(self.model, self.context)
-        self.forward_calls += 1
-        (node,) = self._nodes(tree.root_logits[None], [tree.root_path], [()])
-        root = _Hypothesis(node, b"", 0.0, canonical=True)
         start = -1 if self.trie.prepends_space else 0  # the dummy space is text byte -1
-        state = ByteLMState([root], start, tree, plan)
+        state = self._root(self.context, start, plan)
         if self.trie.prepends_space:
             state = self.advance(state, 0x20)
         return state
+
+    def initial_after(
+        self, context_token_ids: Sequence[int], keep_ids: Sequence[int] | None = None
+    ) -> ByteLMState:
+        """The state after a context given as tokens (after `context`, i.e. BOS), before byte 0.
+
+        The context's bytes are conditioned on through these tokens only (no other
+        tokenization of them, no token across its end), and no dummy-prefix space follows.
+
+        Args:
+            context_token_ids: the context's tokens.
+            keep_ids: tokens of the bytes about to be scored whose path the beam keeps
+                (`token_plan`); None: no path kept.
+
+        Raises:
+            ValueError: `keep_ids` has a token that spells no bytes.
+        """
+        plan = None if keep_ids is None else self.token_plan(keep_ids)
+        return self._root([*self.context, *context_token_ids], 0, plan)
+
+    def _root(self, context: Sequence[int], start: int, plan: dict[int, int] | None) -> ByteLMState:
+        tree = TokenTree(self.model, context)
+        self.forward_calls += 1
+        (node,) = self._nodes(tree.root_logits[None], [tree.root_path], [()])
+        root = _Hypothesis(node, b"", 0.0, canonical=True)
+        return ByteLMState([root], start, tree, plan)
+
+    def fork(self, state: ByteLMState) -> ByteLMState:
+        """An independent copy of `state` (its own token tree), to advance while `state` stays.
+
+        Its `canonical_ends` may be replaced (e.g. by the plan of what is scored next).
+
+        Raises:
+            ValueError: `state` was already advanced.
+        """
+        if state.consumed:
+            raise ValueError("this ByteLMState was already advanced; fork it before advancing")
+        nodes = {
+            id(h.node): _Node(
+                list(h.node.path), h.node.sorted_probs, h.node.eos_prob, h.node.token_ids
+            )
+            for h in state.hypotheses
+        }
+        hypotheses = [
+            _Hypothesis(nodes[id(h.node)], h.pending, h.log_weight, h.canonical)
+            for h in state.hypotheses
+        ]
+        plan = None if state.canonical_ends is None else dict(state.canonical_ends)
+        return ByteLMState(hypotheses, state.num_bytes, state.tree.fork(), plan)
 
     def canonical_ends(self, text: str) -> dict[int, int]:
         """Where each token of `text`'s canonical tokenization ends (in text bytes) -> its id.
@@ -275,14 +320,23 @@ class ByteLM:
         ids = [
             int(i) for i in encode(self.tokenizer, [text], add_special_tokens=False)[0].input_ids
         ]
-        bad = [i for i in ids if not self.trie.spells[i]]
-        if bad:
-            raise ValueError(f"{self.name}: canonical token {bad[0]} of the text spells no bytes")
         space = b" " if self.trie.prepends_space else b""
+        plan = self.token_plan(ids, first_byte=-len(space))
         if b"".join(self.trie.bytes_of[i] for i in ids) != space + text.encode("utf-8"):
             raise ValueError(f"{self.name}: the canonical tokens spell other bytes than the text")
-        ends = np.cumsum([len(self.trie.bytes_of[i]) for i in ids]) - len(space) - 1
-        return {int(end): token for end, token in zip(ends, ids, strict=True)}
+        return plan
+
+    def token_plan(self, ids: Sequence[int], first_byte: int = 0) -> dict[int, int]:
+        """Where each token of `ids` ends, in bytes counted from `first_byte` -> its id.
+
+        Raises:
+            ValueError: a token that does not spell bytes (special, `<unk>`).
+        """
+        bad = [int(i) for i in ids if not self.trie.spells[i]]
+        if bad:
+            raise ValueError(f"{self.name}: canonical token {bad[0]} of the text spells no bytes")
+        ends = np.cumsum([len(self.trie.bytes_of[i]) for i in ids]) + first_byte - 1
+        return {int(end): int(token) for end, token in zip(ends, ids, strict=True)}
 
     def next_byte_logprobs(self, state: ByteLMState) -> Floats:
         """Log P(b | bytes so far) for b = 0..255 and EOS (index 256); exp sums to 1.

