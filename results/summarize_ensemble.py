@@ -5,12 +5,18 @@
 
 Each `<!-- table: NAME -->` ... `<!-- end table -->` block is replaced by the table NAME:
 `bpb` (results/ensemble_bpb.py -> bpb.json), `beam_error` (results/ensemble_bpb.py --exact
--> beam_error.json) and `lockstep` (results/ensemble_bpb.py --lockstep -> lockstep.json).
+-> beam_error.json), `lockstep` (results/ensemble_bpb.py --lockstep -> lockstep.json), and the
+multiple-choice accuracy tables `mc_lockstep` and `mc_bytes` (results/ensemble_mc.py ->
+mc_lockstep.json, mc_bytes.json). Accuracies are recomputed from the per-question choice
+log-probs (and checked against the recorded figures); the standard errors are those of a
+proportion over the questions scored, sqrt(p (1 - p) / n), and for the ensemble's gain over
+its better member the paired one, std(d) / sqrt(n), d = correct(ensemble) - correct(member).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -92,10 +98,90 @@ def lockstep() -> str:
     return "\n".join(lines)
 
 
+def _correct(logprobs: list[float], gold: int) -> int:
+    """1 when the gold choice has the highest log-prob (ties: the first, as `task_result`)."""
+    best = max(range(len(logprobs)), key=lambda i: (logprobs[i], -i))
+    return int(best == gold)
+
+
+def _standard_error(values: list[int]) -> float:
+    """The standard error of the mean of `values` (population variance, as for a proportion)."""
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((value - mean) ** 2 for value in values) / len(values) / len(values))
+
+
+def _mc_rows(result: dict[str, Any], names: list[str]) -> list[str]:
+    """One row per task: each member's and the ensemble's acc (± SE), the gain, acc_per_byte."""
+    rows = []
+    for task, row in result["tasks"].items():
+        questions = row["questions"]
+        correct = [
+            [_correct(q["member_logprobs"][i], q["gold"]) for q in questions]
+            for i in range(len(names))
+        ]
+        correct.append([_correct(q["ensemble_logprobs"], q["gold"]) for q in questions])
+        recorded = [row["members"][name]["acc"] for name in names] + [row["ensemble"]["acc"]]
+        accs = [sum(values) / len(values) for values in correct]
+        if any(abs(a - b) > 1e-12 for a, b in zip(accs, recorded, strict=True)):
+            raise SystemExit(f"{task}: accuracies {accs} differ from the recorded {recorded}")
+        better = max(range(len(names)), key=lambda i: accs[i])
+        gain = [e - m for e, m in zip(correct[-1], correct[better], strict=True)]
+        cells = [
+            f"{acc:.3f} ± {_standard_error(v):.3f}" for acc, v in zip(accs, correct, strict=True)
+        ]
+        per_byte = [row["members"][name]["acc_per_byte"] for name in names]
+        per_byte.append(row["ensemble"]["acc_per_byte"])
+        rows.append(
+            f"| {task} | {len(questions)} | {' | '.join(cells[:-1])} | **{cells[-1]}** | "
+            f"{sum(gain) / len(gain):+.3f} ± {_standard_error(gain):.3f} ({names[better]}) | "
+            f"{' / '.join(f'{value:.3f}' for value in per_byte)} | {row['cpu_seconds']} |"
+        )
+    return rows
+
+
+def _mc_table(name: str, names: list[str], labels: list[str]) -> str:
+    result = _load(name)
+    lines = [
+        "| task | questions | "
+        + " | ".join(f"{label} acc" for label in labels)
+        + " | **ensemble acc** | ensemble - better member | acc_per_byte ("
+        + " / ".join([*labels, "ensemble"])
+        + ") | CPU seconds |",
+        "|---|---|" + "---|" * (len(labels) + 4),
+    ]
+    return "\n".join([*lines, *_mc_rows(result, names)])
+
+
+def mc_lockstep() -> str:
+    """Accuracy of the student on Gemma-3 tokens, Gemma-3-270m and their lockstep ensemble."""
+    table = _mc_table("mc_lockstep", ["student", "gemma3"], ["student", "Gemma-3-270m"])
+    result = _load("mc_lockstep")
+    return (
+        f"{table}\n\nStudent `{result['student']}`, equal weights, mean of probabilities, "
+        f"requests with Gemma-3's BOS; the first questions of each task (at most "
+        f"{result['limit']}) scored before the run stopped, {result['cpu_seconds']} s of CPU in "
+        "all; a task missing from the table was not reached."
+    )
+
+
+def mc_bytes() -> str:
+    """Accuracy of SmolLM2, Gemma-3 and their byte-level ensemble on the same questions."""
+    table = _mc_table("mc_bytes", ["smollm2", "gemma3"], ["SmolLM2 bytes", "Gemma-3 bytes"])
+    result = _load("mc_bytes")
+    return (
+        f"{table}\n\nBeam width {result['beam']}, equal weights, context as each member's "
+        f'tokens (`context="{result["context"]}"`); the first questions of each task scored '
+        f"before the run stopped, {result['cpu_seconds']} s of CPU in all (budget "
+        f"{result['cpu_budget_seconds']:.0f} s); a task missing from the table was not reached."
+    )
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "bpb": bpb,
     "beam_error": beam_error,
     "lockstep": lockstep,
+    "mc_lockstep": mc_lockstep,
+    "mc_bytes": mc_bytes,
 }
 
 
