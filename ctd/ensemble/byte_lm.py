@@ -33,22 +33,25 @@ The token LM's distribution is restricted to the tokens that spell bytes (not sp
 role token such as BOS, not `<unk>`, not empty) plus EOS, and renormalised. A tokenizer that
 adds a dummy-prefix space conditions on that space. Next-byte distributions have 257 entries:
 bytes 0..255, then EOS.
+
+The pieces around the beam: `ctd.ensemble.token_byte_trie` (the tokens in byte order, the
+context ids), `ctd.ensemble.byte_lm_state` (nodes, hypotheses, the state and its fork) and
+`ctd.ensemble.canonical_path` (the plan of the kept canonical path).
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import torch
 
-from ctd.alignment.encode import encode, template_special_ids
-from ctd.alignment.token_bytes import token_bytes
+from ctd.ensemble import canonical_path
+from ctd.ensemble.byte_lm_state import BeamNode, ByteLMState, Floats, Hypothesis, fork_state
+from ctd.ensemble.canonical_path import canonical_text
+from ctd.ensemble.token_byte_trie import TokenByteTrie, context_ids
 from ctd.ensemble.token_tree import TokenTree
 
 __all__ = ["EOS_INDEX", "ByteLM", "ByteLMState", "TokenByteTrie", "canonical_text", "context_ids"]
@@ -56,122 +59,8 @@ __all__ = ["EOS_INDEX", "ByteLM", "ByteLMState", "TokenByteTrie", "canonical_tex
 EOS_INDEX = 256
 """Index of end-of-sequence in a next-byte distribution (bytes are 0..255)."""
 
-Floats = npt.NDArray[np.float64]
-
 COMPACT_SLACK = 64
 """The token tree is compacted once it holds more than 2 x (live slots) + this many slots."""
-
-
-def context_ids(tokenizer: Any) -> list[int]:
-    """The ids a text is conditioned on: the tokenizer's own prefix (BOS), else BOS or EOS.
-
-    Raises:
-        ValueError: the tokenizer adds no prefix and has neither a BOS nor an EOS token.
-    """
-    prefix, _ = template_special_ids(tokenizer)
-    if prefix:
-        return list(prefix)
-    for attribute in ("bos_token_id", "eos_token_id"):
-        value = getattr(tokenizer, attribute, None)
-        if isinstance(value, int):
-            return [value]
-    raise ValueError("the tokenizer adds no BOS and has no bos/eos token to condition a text on")
-
-
-class TokenByteTrie:
-    """The byte-spelling tokens of a tokenizer in byte order, with prefix ranges.
-
-    Attributes:
-        sorted_ids: token ids in byte order (N,) int64.
-        keys: their bytes, sorted.
-        vocab_size: the tokenizer's id count V.
-        prepends_space: the tokenizer adds a dummy-prefix space to a text.
-        uncovered_bytes: byte values no token starts with (texts containing them get p = 0).
-
-    Raises:
-        ValueError: the tokenizer cannot be mapped onto bytes (a normalizer that changes the
-            text, a pre-tokenizer that drops whitespace, or no byte-spelling token).
-    """
-
-    def __init__(self, tokenizer: Any, *, name: str = "the member") -> None:
-        table = token_bytes(tokenizer)
-        if table.drops_whitespace:
-            raise ValueError(f"{name}'s tokenizer cannot be mapped onto bytes: it drops whitespace")
-        if table.normalizer is not None:
-            raise ValueError(
-                f"{name}'s tokenizer cannot be mapped onto bytes: its normalizer "
-                f"({table.normalizer}) changes the text"
-            )
-        # role tokens (BOS, EOS, ...) that tokenizer.json leaves unflagged are not text either
-        excluded = {table.unk_id, *getattr(tokenizer, "all_special_ids", [])}
-        eligible = [
-            index
-            for index, spelled in enumerate(table.bytes_of)
-            if spelled and not table.is_special[index] and index not in excluded
-        ]
-        if not eligible:
-            raise ValueError(f"{name}'s tokenizer cannot be mapped onto bytes: no token has bytes")
-        eligible.sort(key=lambda index: table.bytes_of[index])
-        self.sorted_ids = np.asarray(eligible, dtype=np.int64)
-        self.keys = [table.bytes_of[index] for index in eligible]
-        self.bytes_of = table.bytes_of
-        self.spells = np.zeros(table.vocab_size, dtype=bool)
-        self.spells[self.sorted_ids] = True
-        self.vocab_size = table.vocab_size
-        self.prepends_space = table.prepends_space
-        self.uncovered_bytes = sorted(set(range(256)) - {key[0] for key in self.keys})
-        self._beyond = b"\xff" * (max(len(key) for key in self.keys) + 1)
-        self._bounds: dict[bytes, npt.NDArray[np.int64]] = {}
-
-    def bounds(self, prefix: bytes) -> npt.NDArray[np.int64]:
-        """Sorted positions delimiting the tokens that start with `prefix`.
-
-        Entry 0 is where they start (tokens equal to `prefix` come first), entry 1 + b where
-        those continuing with byte b start, entry 257 where they end.
-
-        Shapes: returns (258,) int64.
-        """
-        found = self._bounds.get(prefix)
-        if found is not None:
-            return found
-        keys = self.keys
-        start = bisect.bisect_left(keys, prefix)
-        end = bisect.bisect_left(keys, prefix + self._beyond, start)
-        children = [bisect.bisect_left(keys, prefix + bytes([b]), start, end) for b in range(256)]
-        result = np.asarray([start, *children, end], dtype=np.int64)
-        if len(self._bounds) > 200_000:
-            self._bounds.clear()
-        self._bounds[prefix] = result
-        return result
-
-
-@dataclass
-class _Node:
-    """A token prefix whose bytes end at a byte position: its cache slots and next-token masses."""
-
-    path: list[int]  # its slots in the TokenTree's cache (context first)
-    sorted_probs: Floats  # (N + 1,): q(token | prefix) in byte order, then a 0 pad
-    eos_prob: float
-    token_ids: tuple[int, ...]
-
-
-@dataclass
-class _Hypothesis:
-    node: _Node
-    pending: bytes  # bytes after the node's end that its next token must start with
-    log_weight: float  # log q(node's token prefix)
-    canonical: bool = False  # on the scored text's canonical tokenization (kept by the beam)
-
-
-@dataclass
-class ByteLMState:
-    """The beam after some bytes; `ByteLM.advance` consumes it (its caches move on)."""
-
-    hypotheses: list[_Hypothesis]
-    num_bytes: int
-    tree: TokenTree
-    canonical_ends: dict[int, int] | None = None  # text byte where a canonical token ends -> id
-    consumed: bool = field(default=False)
 
 
 class ByteLM:
@@ -222,7 +111,7 @@ class ByteLM:
 
     def _nodes(
         self, logits: torch.Tensor, paths: Sequence[list[int]], token_ids: Sequence[tuple[int, ...]]
-    ) -> list[_Node]:
+    ) -> list[BeamNode]:
         """Next-token masses over the byte-spelling tokens and EOS, renormalised, per row.
 
         Shapes: logits (B, V') with V' >= V.
@@ -239,7 +128,7 @@ class ByteLM:
         probs = np.pad(torch.exp(kept - log_norm).numpy(), ((0, 0), (0, 1)))
         eos_probs = torch.exp(eos - log_norm).sum(1).tolist()
         return [
-            _Node(path, probs[row], eos_probs[row], token_ids[row])
+            BeamNode(path, probs[row], eos_probs[row], token_ids[row])
             for row, path in enumerate(paths)
         ]
 
@@ -284,7 +173,7 @@ class ByteLM:
         tree = TokenTree(self.model, context)
         self.forward_calls += 1
         (node,) = self._nodes(tree.root_logits[None], [tree.root_path], [()])
-        root = _Hypothesis(node, b"", 0.0, canonical=True)
+        root = Hypothesis(node, b"", 0.0, canonical=True)
         return ByteLMState([root], start, tree, plan)
 
     def fork(self, state: ByteLMState) -> ByteLMState:
@@ -295,20 +184,7 @@ class ByteLM:
         Raises:
             ValueError: `state` was already advanced.
         """
-        if state.consumed:
-            raise ValueError("this ByteLMState was already advanced; fork it before advancing")
-        nodes = {
-            id(h.node): _Node(
-                list(h.node.path), h.node.sorted_probs, h.node.eos_prob, h.node.token_ids
-            )
-            for h in state.hypotheses
-        }
-        hypotheses = [
-            _Hypothesis(nodes[id(h.node)], h.pending, h.log_weight, h.canonical)
-            for h in state.hypotheses
-        ]
-        plan = None if state.canonical_ends is None else dict(state.canonical_ends)
-        return ByteLMState(hypotheses, state.num_bytes, state.tree.fork(), plan)
+        return fork_state(state)
 
     def canonical_ends(self, text: str) -> dict[int, int]:
         """Where each token of `text`'s canonical tokenization ends (in text bytes) -> its id.
@@ -317,14 +193,7 @@ class ByteLM:
             ValueError: a canonical token that does not spell bytes (special, `<unk>`), or
                 tokens whose bytes are not the text's (after the dummy-prefix space, if any).
         """
-        ids = [
-            int(i) for i in encode(self.tokenizer, [text], add_special_tokens=False)[0].input_ids
-        ]
-        space = b" " if self.trie.prepends_space else b""
-        plan = self.token_plan(ids, first_byte=-len(space))
-        if b"".join(self.trie.bytes_of[i] for i in ids) != space + text.encode("utf-8"):
-            raise ValueError(f"{self.name}: the canonical tokens spell other bytes than the text")
-        return plan
+        return canonical_path.canonical_ends(self.tokenizer, self.trie, text, name=self.name)
 
     def token_plan(self, ids: Sequence[int], first_byte: int = 0) -> dict[int, int]:
         """Where each token of `ids` ends, in bytes counted from `first_byte` -> its id.
@@ -332,11 +201,7 @@ class ByteLM:
         Raises:
             ValueError: a token that does not spell bytes (special, `<unk>`).
         """
-        bad = [int(i) for i in ids if not self.trie.spells[i]]
-        if bad:
-            raise ValueError(f"{self.name}: canonical token {bad[0]} of the text spells no bytes")
-        ends = np.cumsum([len(self.trie.bytes_of[i]) for i in ids]) + first_byte - 1
-        return {int(end): int(token) for end, token in zip(ends, ids, strict=True)}
+        return canonical_path.token_plan(self.trie, ids, first_byte, name=self.name)
 
     def next_byte_logprobs(self, state: ByteLMState) -> Floats:
         """Log P(b | bytes so far) for b = 0..255 and EOS (index 256); exp sums to 1.
@@ -357,7 +222,7 @@ class ByteLM:
         with np.errstate(divide="ignore"):
             return np.log(masses) - math.log(masses.sum())
 
-    def _candidates(self, state: ByteLMState, byte: int) -> list[tuple[float, _Hypothesis, int]]:
+    def _candidates(self, state: ByteLMState, byte: int) -> list[tuple[float, Hypothesis, int]]:
         """(log mass, hypothesis, token to commit or -1) of every way to extend by `byte`.
 
         A candidate is canonical when its parent is and it follows the plan: the canonical
@@ -365,7 +230,7 @@ class ByteLM:
         """
         plan = state.canonical_ends
         canonical_token = -1 if plan is None else plan.get(state.num_bytes, -1)
-        found: list[tuple[float, _Hypothesis, int]] = []
+        found: list[tuple[float, Hypothesis, int]] = []
         for hypothesis in state.hypotheses:
             on_plan = plan is not None and hypothesis.canonical
             pending = hypothesis.pending + bytes([byte])
@@ -373,7 +238,7 @@ class ByteLM:
             probs = hypothesis.node.sorted_probs
             longer = float(probs[bounds[1] : bounds[257]].sum())
             if longer > 0:
-                extended = _Hypothesis(
+                extended = Hypothesis(
                     hypothesis.node, pending, hypothesis.log_weight, on_plan and canonical_token < 0
                 )
                 found.append((hypothesis.log_weight + math.log(longer), extended, -1))
@@ -381,15 +246,15 @@ class ByteLM:
                 token = int(self.trie.sorted_ids[position])
                 if probs[position] > 0:
                     log_weight = hypothesis.log_weight + math.log(probs[position])
-                    committed = _Hypothesis(
+                    committed = Hypothesis(
                         hypothesis.node, b"", log_weight, on_plan and token == canonical_token
                     )
                     found.append((log_weight, committed, token))
         return found
 
     def _prune(
-        self, found: list[tuple[float, _Hypothesis, int]]
-    ) -> list[tuple[float, _Hypothesis, int]]:
+        self, found: list[tuple[float, Hypothesis, int]]
+    ) -> list[tuple[float, Hypothesis, int]]:
         """The largest `beam_width` candidates above the threshold, plus the best token end.
 
         A hypothesis that ends exactly here is always kept (beyond the width if need be), so
@@ -423,13 +288,13 @@ class ByteLM:
         kept = self._prune(found)
         committed = iter(self._commit(state.tree, [(h, t) for _, h, t in kept if t >= 0]))
         hypotheses = [
-            _Hypothesis(next(committed), b"", h.log_weight, h.canonical) if token >= 0 else h
+            Hypothesis(next(committed), b"", h.log_weight, h.canonical) if token >= 0 else h
             for _, h, token in kept
         ]
         _compact(state.tree, hypotheses)
         return ByteLMState(hypotheses, state.num_bytes + 1, state.tree, state.canonical_ends)
 
-    def _commit(self, tree: TokenTree, commits: list[tuple[_Hypothesis, int]]) -> list[_Node]:
+    def _commit(self, tree: TokenTree, commits: list[tuple[Hypothesis, int]]) -> list[BeamNode]:
         """The nodes after each (hypothesis, token): one forward for all of them."""
         if not commits:
             return []
@@ -464,22 +329,7 @@ class ByteLM:
         return np.asarray(logprobs, dtype=np.float64)
 
 
-def canonical_text(data: bytes) -> str:
-    """`data` as text, to tokenize canonically.
-
-    Raises:
-        ValueError: the bytes are not UTF-8.
-    """
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(
-            f"keep_canonical needs UTF-8 bytes (a text to tokenize), got {error}; "
-            "pass keep_canonical=False"
-        ) from None
-
-
-def _compact(tree: TokenTree, hypotheses: Sequence[_Hypothesis]) -> None:
+def _compact(tree: TokenTree, hypotheses: Sequence[Hypothesis]) -> None:
     """Drop the cache slots no hypothesis uses, once they are most of the cache."""
     nodes = list({id(h.node): h.node for h in hypotheses}.values())
     live = len({slot for node in nodes for slot in node.path})

@@ -1,0 +1,75 @@
+"""The beam of a `ctd.ensemble.byte_lm.ByteLM`: token-prefix nodes, hypotheses, and its state.
+
+A node is a token prefix whose bytes end at some byte position, with its cache slots in a
+`TokenTree` and its next-token masses; a hypothesis is a node plus the bytes after it that its
+next token must start with (the Byte-Token Representation lemma of Phan et al. 2024,
+arXiv 2410.09303). `fork_state` copies a state so that one context can be continued several ways.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from ctd.ensemble.token_tree import TokenTree
+
+__all__ = ["BeamNode", "ByteLMState", "Floats", "Hypothesis", "fork_state"]
+
+Floats = npt.NDArray[np.float64]
+
+
+@dataclass
+class BeamNode:
+    """A token prefix whose bytes end at a byte position: its cache slots and next-token masses."""
+
+    path: list[int]  # its slots in the TokenTree's cache (context first)
+    sorted_probs: Floats  # (N + 1,): q(token | prefix) in byte order, then a 0 pad
+    eos_prob: float
+    token_ids: tuple[int, ...]
+
+
+@dataclass
+class Hypothesis:
+    """A node and the bytes after its end that its next token must start with."""
+
+    node: BeamNode
+    pending: bytes  # bytes after the node's end that its next token must start with
+    log_weight: float  # log q(node's token prefix)
+    canonical: bool = False  # on the scored text's canonical tokenization (kept by the beam)
+
+
+@dataclass
+class ByteLMState:
+    """The beam after some bytes; `ByteLM.advance` consumes it (its caches move on)."""
+
+    hypotheses: list[Hypothesis]
+    num_bytes: int
+    tree: TokenTree
+    canonical_ends: dict[int, int] | None = None  # text byte where a canonical token ends -> id
+    consumed: bool = field(default=False)
+
+
+def fork_state(state: ByteLMState) -> ByteLMState:
+    """An independent copy of `state` (its own token tree), to advance while `state` stays.
+
+    Its `canonical_ends` may be replaced (e.g. by the plan of what is scored next).
+
+    Raises:
+        ValueError: `state` was already advanced.
+    """
+    if state.consumed:
+        raise ValueError("this ByteLMState was already advanced; fork it before advancing")
+    nodes = {
+        id(h.node): BeamNode(
+            list(h.node.path), h.node.sorted_probs, h.node.eos_prob, h.node.token_ids
+        )
+        for h in state.hypotheses
+    }
+    hypotheses = [
+        Hypothesis(nodes[id(h.node)], h.pending, h.log_weight, h.canonical)
+        for h in state.hypotheses
+    ]
+    plan = None if state.canonical_ends is None else dict(state.canonical_ends)
+    return ByteLMState(hypotheses, state.num_bytes, state.tree.fork(), plan)
