@@ -82,8 +82,9 @@ def _load(model_path: str, dtype: str) -> tuple[Any, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Load, score every task and text file; returns the report."""
-    from ctd.evaluation.downstream import evaluate_questions, text_bits_per_byte
+    from ctd.evaluation.downstream import evaluate_questions
     from ctd.evaluation.tasks import load_task, task_spec
+    from ctd.evaluation.text_bpb import text_bits_per_byte
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")

@@ -10,7 +10,8 @@ log-probability of the continuation tokens, and whether each is the argmax (gree
 A multiple-choice question is answered by the choice with the highest score (`acc`), or with
 the highest score per UTF-8 byte of its continuation (`acc_per_byte`, which does not depend on
 how a tokenizer cuts the text, so models with different tokenizers compare fairly); a greedy
-task (LAMBADA) by whether greedy decoding gives the continuation.
+task (LAMBADA) by whether greedy decoding gives the continuation. The bits per byte of a whole
+text (rolling windows) are in `ctd.evaluation.text_bpb` (also importable from here).
 Reference: Gao et al., lm-evaluation-harness; Gu et al. 2024, OLMES (arXiv 2406.08446).
 """
 
@@ -19,13 +20,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from ctd.evaluation.tasks import GREEDY, Question
+
+if TYPE_CHECKING:  # moved to ctd.evaluation.text_bpb, still importable from here (__getattr__)
+    from ctd.evaluation.text_bpb import TextResult as TextResult
+    from ctd.evaluation.text_bpb import rolling_windows as rolling_windows
+    from ctd.evaluation.text_bpb import text_bits_per_byte as text_bits_per_byte
 
 HEAD_ROWS_PER_CHUNK = 256
 """Positions whose logits are computed at once (bounds memory for large vocabularies)."""
@@ -62,7 +68,8 @@ def prefix_token_id(tokenizer: Any) -> int:
     raise ValueError("the tokenizer has no BOS or EOS token to stand for an empty context")
 
 
-def _encode(tokenizer: Any, text: str, add_special_tokens: bool) -> list[int]:
+def encode_text(tokenizer: Any, text: str, add_special_tokens: bool) -> list[int]:
+    """The token ids of `text` (the tokenizer's call, with or without its special tokens)."""
     return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
 
@@ -90,10 +97,10 @@ def encode_pair(
     context, continuation = move_trailing_spaces(context, continuation)
     if not context:
         context_ids = [prefix_token_id(tokenizer)]
-        continuation_ids = _encode(tokenizer, continuation, add_special_tokens)
+        continuation_ids = encode_text(tokenizer, continuation, add_special_tokens)
     else:
-        whole_ids = _encode(tokenizer, context + continuation, add_special_tokens)
-        context_ids = _encode(tokenizer, context, add_special_tokens)
+        whole_ids = encode_text(tokenizer, context + continuation, add_special_tokens)
+        context_ids = encode_text(tokenizer, context, add_special_tokens)
         continuation_ids = whole_ids[len(context_ids) :]
     if not continuation_ids:
         raise ValueError(f"continuation {continuation!r} gets no token after {context[-40:]!r}")
@@ -358,51 +365,20 @@ def evaluate_questions(
     return task_result(questions, scores, kind)
 
 
-def rolling_windows(token_ids: Sequence[int], prefix_id: int, window: int) -> list[TokenRequest]:
-    """Disjoint windows that score every token once (lm-eval's rolling log-likelihood).
-
-    The first window's context is `prefix_id`; each later one's is the token before it.
-    """
-    if window < 1:
-        raise ValueError(f"window must be at least 1, got {window}")
-    requests = []
-    for start in range(0, len(token_ids), window):
-        context = (prefix_id,) if start == 0 else (int(token_ids[start - 1]),)
-        requests.append(TokenRequest(context, tuple(token_ids[start : start + window])))
-    return requests
+_IN_TEXT_BPB = frozenset({"TextResult", "rolling_windows", "text_bits_per_byte"})
 
 
-@dataclass(frozen=True)
-class TextResult:
-    """Bits per UTF-8 byte of a text, every token scored once."""
+def __getattr__(name: str) -> object:
+    """`TextResult`, `rolling_windows` and `text_bits_per_byte`, from `ctd.evaluation.text_bpb`.
 
-    bits_per_byte: float
-    num_bytes: int
-    num_tokens: int
-
-
-def text_bits_per_byte(
-    model: nn.Module,
-    tokenizer: Any,
-    text: str,
-    *,
-    batch_size: int = 8,
-    max_length: int | None = None,
-    progress: bool | None = False,
-) -> TextResult:
-    """Bits per byte of `text`: rolling windows of the model's context after a BOS/EOS prefix.
+    Looked up on first use: that module builds on this one, so importing it here would be
+    circular.
 
     Raises:
-        ValueError: An empty text, or a tokenizer with neither BOS nor EOS.
+        AttributeError: any other name.
     """
-    if not text:
-        raise ValueError("the text is empty")
-    token_ids = _encode(tokenizer, text, False)
-    window = max_length if max_length is not None else model_max_length(model, tokenizer)
-    requests = rolling_windows(token_ids, prefix_token_id(tokenizer), window)
-    scores = score_requests(
-        model, requests, batch_size=batch_size, max_length=window, progress=progress
-    )
-    num_bytes = len(text.encode("utf-8"))
-    nats = -sum(score.logprob for score in scores)
-    return TextResult(nats / math.log(2.0) / num_bytes, num_bytes, len(token_ids))
+    if name in _IN_TEXT_BPB:
+        from ctd.evaluation import text_bpb
+
+        return getattr(text_bpb, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
