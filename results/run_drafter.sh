@@ -7,6 +7,7 @@
 # then: results/summarize_drafter.py write
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source results/drafter_fit.sh
 export OMP_NUM_THREADS=1 CUDA_VISIBLE_DEVICES=""
 PY=.venv/bin/python
 RUNS=runs/drafter
@@ -35,18 +36,7 @@ done
 
 # 3. equal budget: the same data, steps, batch and learning rate for every loss
 for loss in tvdpp kl tvd; do
-  start=$(date +%s)
-  CTD_TARGET="$TARGET" CTD_DRAFTER="$RUNS/trimmed4" $PY -m ctd.cli fit \
-    --config configs/drafter/smollm2_trimmed_tvdpp.yaml loss.name=$loss \
-    "data.train_files=[$RUNS/train_generated.jsonl]" "data.val_files=[$RUNS/eval_generated.jsonl]" \
-    data.max_teacher_length=128 data.max_student_length=128 trainer.max_steps=$STEPS \
-    optim.lr=5e-4 optim.warmup_steps=3 trainer.val_check_interval=$STEPS \
-    trainer.limit_val_batches=2 trainer.validate_before_fit=true \
-    trainer.enable_progress_bar=false trainer.checkpoint_every_n_steps=100000 \
-    trainer.default_root_dir=$RUNS/fit/$loss export_dir=$RUNS/$loss
-  mkdir -p "$OUT/fit/$loss"
-  cp "$RUNS/fit/$loss/metrics.json" "$OUT/fit/$loss/metrics.json"
-  echo $(( $(date +%s) - start )) > "$OUT/fit/$loss/wall_seconds"
+  fit_drafter "$loss" $STEPS "$RUNS" "$OUT"
 done
 
 # 4. speculative decoding on the held-out prompts: alpha, tau, MBSU, tokens/s
