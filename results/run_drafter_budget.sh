@@ -14,7 +14,7 @@ OUT=results/drafter/budget$STEPS
 TARGET=$($PY -c "from pathlib import Path; from ctd.models import smollm2_checkpoint; print(smollm2_checkpoint(Path.home() / '.cache' / 'ctd'))")
 [ $# -gt 0 ] || set -- tvdpp kl
 for loss in "$@"; do
-  if [ ! -f "$OUT/fit/$loss/metrics.json" ]; then  # (not `||`: set -e must hold inside the fit)
+  if [ ! -f "$OUT/fit/$loss/metrics.json" ]; then
     fit_drafter "$loss" $STEPS "$RUNS/budget$STEPS" "$OUT"
   fi
   mkdir -p "$OUT/specdec"
