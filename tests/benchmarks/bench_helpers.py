@@ -85,6 +85,13 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpus_allowed() -> int | None:
+    """CPUs this process may run on: fewer than cpu_count when pinned (taskset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()
+
+
 def machine() -> dict[str, Any]:
     """Where the figures were measured."""
     import torch
@@ -93,6 +100,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpus_allowed": _cpus_allowed(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -100,8 +108,11 @@ def machine() -> dict[str, Any]:
 
 
 def command() -> str:
-    """The pytest command line of this run, with OMP_NUM_THREADS and CTD_* settings if set."""
+    """The command line of this run (pytest, or `python SCRIPT` for a script), with
+    OMP_NUM_THREADS and CTD_* settings if set."""
     argv = [os.path.relpath(sys.argv[0], ROOT) if os.path.isabs(sys.argv[0]) else sys.argv[0]]
+    if argv[0].endswith(".py"):
+        argv.insert(0, os.path.relpath(sys.executable, ROOT))
     argv += sys.argv[1:]
     settings = sorted(
         f"{name}={value}"

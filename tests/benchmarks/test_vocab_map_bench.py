@@ -2,8 +2,9 @@
 
 Run for real: `.venv/bin/pytest tests/benchmarks/test_vocab_map_bench.py --benchmark-enable -s`
 (SmolLM2 student, Qwen2 teacher: 2,000 student tokens with no exact teacher match, against all
-~151k teacher text tokens, both ways interleaved 3 times; then the whole map once). With
---benchmark-disable (CI) it checks on 100 such tokens that both ways give the same ids.
+~151k teacher text tokens, both ways interleaved 3 times; then the whole map once); it records
+`figures/vocab_map.json` for BENCHMARKS.md. With --benchmark-disable (CI) it checks on 100 such
+tokens that both ways give the same ids.
 
 The straightforward way is what rapidfuzz's documentation suggests: one `process.cdist` over
 every (query, choice) pair, then the first argmin (choices in id order = lowest id on ties).
@@ -11,12 +12,11 @@ every (query, choice) pair, then the first argmin (choices in id order = lowest 
 
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_helpers import BenchRun, interleaved_medians, timed
 
 from ctd.alignment import mined_vocab_map, nearest_by_edit_distance, token_bytes
 
@@ -42,6 +42,7 @@ def all_pairs_nearest(queries: list[bytes], choices: list[bytes], ids: np.ndarra
 def test_windowed_vs_all_pairs(benchmark) -> None:  # type: ignore[no-untyped-def]
     if not (SHARED / "qwen2").exists():
         pytest.skip("../shared absent: the benchmark needs the SmolLM2/Qwen2 tokenizers")
+    run = BenchRun()
     from tokenizers import Tokenizer
 
     student = Tokenizer.from_file(str(SHARED / "smollm2" / "tokenizer.json"))
@@ -62,31 +63,32 @@ def test_windowed_vs_all_pairs(benchmark) -> None:  # type: ignore[no-untyped-de
     np.testing.assert_array_equal(ours, all_pairs_nearest(queries, choices, teacher_ids))
     if benchmark.disabled:
         return
-    times: dict[str, list[float]] = {"windowed": [], "all_pairs": []}
-    for _ in range(3):  # interleaved, side by side
-        for name, function in (
-            ("windowed", nearest_by_edit_distance),
-            ("all_pairs", all_pairs_nearest),
-        ):
-            start = time.perf_counter()
-            function(queries, choices, teacher_ids)
-            times[name].append(time.perf_counter() - start)
-    windowed, all_pairs = (statistics.median(times[k]) for k in ("windowed", "all_pairs"))
-    start = time.perf_counter()
-    full = mined_vocab_map(student, teacher)
-    whole_map = time.perf_counter() - start
+    times = interleaved_medians(  # side by side; the checked call above was the warm-up
+        {
+            "windowed": lambda: nearest_by_edit_distance(queries, choices, teacher_ids),
+            "all_pairs": lambda: all_pairs_nearest(queries, choices, teacher_ids),
+        },
+        rounds=3,
+        warmup=False,
+    )
+    maps: list[np.ndarray] = []
+    whole_map_s, whole_map_cpu_s = timed(lambda: maps.append(mined_vocab_map(student, teacher)))
+    full = maps[0]
     figures = {
+        **times.figures(),
+        "rounds": 3,
         "queries": count,
-        "teacher text tokens": len(choices),
-        "windowed s": round(windowed, 2),
-        "all-pairs s": round(all_pairs, 2),
-        "speed-up": round(all_pairs / windowed, 2),
-        "student ids without an exact match": len(unmatched),
-        "whole map s (49k x 152k)": round(whole_map, 1),
-        "ids mapped to identical bytes": int(
+        "teacher_text_tokens": len(choices),
+        "student_vocab": sb.vocab_size,
+        "teacher_vocab": tb.vocab_size,
+        "student_ids_without_exact_match": len(unmatched),
+        "whole_map_s": round(whole_map_s, 2),
+        "whole_map_cpu_s": round(whole_map_cpu_s, 2),
+        "ids_mapped_to_identical_bytes": int(
             sum(sb.bytes_of[i] == tb.bytes_of[t] for i, t in enumerate(full.tolist()))
         ),
     }
+    run.save("vocab_map", figures)
     benchmark.extra_info.update(figures)
     print(figures)
     # Timings on a shared 2-core machine are too noisy to assert: reported, never asserted.
