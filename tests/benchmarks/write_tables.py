@@ -553,9 +553,6 @@ HAND_WRITTEN: dict[str, str] = {
         "writes no figures file yet; its mergekit row needs the unpacked mergekit wheel on "
         "PYTHONPATH, and the real run is results/transplant_eval.py (68 min)"
     ),
-    "Speculative decoding (ctd.specdec): call overhead and cross-tokenizer conversion": (
-        "writes no figures file yet; not re-run on 2026-12-01 for lack of CPU"
-    ),
     "Ensembles (ctd.ensemble): lockstep generation, byte-level cost per byte, genlm-bytes": (
         "writes no figures file yet; the token-tree and genlm-bytes comparisons are scripts "
         "(byte_lm_tree_compare.py, genlm_bytes_compare.py, the latter in its own venv)"
