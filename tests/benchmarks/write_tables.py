@@ -360,7 +360,8 @@ def transplant(figures: dict[str, Any]) -> str:
         if key not in cpu:
             continue
         cells = [label, str(figures["rows"][key]), f"{wall[key]:.3g}", f"{cpu[key]:.3g}"]
-        cells.append(f"{cpu[key] * figures['new_gemma3_rows'] / 60:,.1f}")
+        minutes = cpu[key] * figures["new_gemma3_rows"] / 60
+        cells.append(f"{minutes:,.0f}" if minutes >= 100 else f"{minutes:.1f}")
         if mergekit is not None:
             cells.append(_versus(mergekit, cpu[key], key == "mergekit_batch_omp_exact"))
         rows.append(cells)
@@ -548,10 +549,6 @@ HAND_WRITTEN: dict[str, str] = {
     "Losses (ctd.losses): memory-bounded ALM and TVD++ vs naive (B, T, V) versions": (
         "figures/losses_{alm,tvdpp}.json and their renderer exist; the 2026-12-01 rerun did not "
         "fit the CPU left by the priority experiment (see the section)"
-    ),
-    "OMP tokenizer transplant (SmolLM2-135M -> Gemma-3 vocabulary, 215,887 rows to make)": (
-        "writes no figures file yet; its mergekit row needs the unpacked mergekit wheel on "
-        "PYTHONPATH, and the real run is results/transplant_eval.py (68 min)"
     ),
     "Ensembles (ctd.ensemble): lockstep generation, byte-level cost per byte, genlm-bytes": (
         "writes no figures file yet; the token-tree and genlm-bytes comparisons are scripts "
