@@ -13,7 +13,8 @@ Run for real: `.venv/bin/pytest tests/benchmarks/test_ensemble_bench.py --benchm
    before the token tree (`BEFORE_TREE`: one cache per hypothesis, deep-copied at each branch,
    one forward per committed token; read from git, skipped without the history). Reported, no
    target.
-Missed targets are reported as `BenchmarkTargetWarning`, never as failing asserts.
+Missed targets are reported as `BenchmarkTargetWarning`, never as failing asserts. A benchmark
+run records `figures/ensemble_lockstep.json` and `figures/ensemble_bytes.json` for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from bench_helpers import BenchRun, timed
 from test_losses_bench import report_miss
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -52,28 +53,28 @@ def _llama(vocab: int, hidden: int, layers: int, seed: int) -> LlamaForCausalLM:
     return LlamaForCausalLM(config).eval()
 
 
-def _seconds(run: Callable[[], object]) -> float:
-    begin = time.perf_counter()
-    run()
-    return time.perf_counter() - begin
-
-
 def test_lockstep_generation_costs_its_members(request: pytest.FixtureRequest) -> None:
     enabled = not request.config.getoption("benchmark_disable", default=True)
     vocab, hidden, layers, new = (8192, 384, 6, 64) if enabled else (256, 64, 2, 4)
+    run = BenchRun()
     models = [_llama(vocab, hidden, layers, seed) for seed in (0, 1)]
     ensemble = LockstepEnsemble(models)
     prompt = torch.arange(10, 26)[None]
     alone = [CachedModel(model) for model in models]
     ensemble.generate(prompt, 2)  # warm-up
-    ratios = []
+    ratios: dict[str, list[float]] = {"wall": [], "cpu": []}
     for _ in range(5 if enabled else 1):
-        together = _seconds(lambda: ensemble.generate(prompt, new))
-        members = sum(_seconds(lambda m=m: generate(m, prompt, new)) for m in alone)  # type: ignore[misc]
-        ratios.append(together / members)
-    ratio = statistics.median(ratios)
+        together = timed(lambda: ensemble.generate(prompt, new))
+        members = [timed(lambda m=m: generate(m, prompt, new)) for m in alone]  # type: ignore[misc]
+        for index, clock in enumerate(ratios):
+            ratios[clock].append(together[index] / sum(member[index] for member in members))
+    ratio = statistics.median(ratios["cpu"])  # the less load-sensitive clock
     if enabled:
-        print(f"lockstep ensemble / sum of members per token: {ratio:.3f} (5 runs: {ratios})")
+        shape = {"vocab": vocab, "hidden": hidden, "layers": layers, "new_tokens": new}
+        figures = {f"{clock}_ratio": round(statistics.median(r), 3) for clock, r in ratios.items()}
+        figures |= {f"{clock}_runs": [round(r, 3) for r in rs] for clock, rs in ratios.items()}
+        run.save("ensemble_lockstep", {**figures, **shape})
+        print(f"lockstep ensemble / sum of members per token, CPU: {ratio:.3f} ({ratios})")
         if ratio > 1.1:
             report_miss(f"a lockstep ensemble costs {ratio:.2f}x the sum of its members (> 1.1x)")
 
@@ -84,8 +85,11 @@ def _tokenizers() -> list[object]:
     return [AutoTokenizer.from_pretrained(ASSETS / name) for name in ("smollm2", "gemma3")]
 
 
-def _token_level_seconds(model: LlamaForCausalLM, tokenizer: object, text: str) -> float:
-    """One cached step per canonical token: what scoring the text token by token costs."""
+def _token_level_seconds(
+    model: LlamaForCausalLM, tokenizer: object, text: str
+) -> tuple[float, float]:
+    """Wall and CPU seconds of one cached step per canonical token: what scoring the text
+    token by token costs."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
     cached = CachedModel(model)
 
@@ -94,7 +98,7 @@ def _token_level_seconds(model: LlamaForCausalLM, tokenizer: object, text: str) 
         for token in ids:
             cached.step(torch.tensor([[token]]))
 
-    return _seconds(run)
+    return timed(run)
 
 
 def _byte_lm_before_tree() -> Any | None:
@@ -122,6 +126,7 @@ def test_byte_level_cost_per_byte(request: pytest.FixtureRequest) -> None:
         pytest.skip("needs ../shared/assets tokenizers")
     enabled = not request.config.getoption("benchmark_disable", default=True)
     hidden, layers, beam = (256, 4, 8) if enabled else (32, 1, 2)
+    run = BenchRun()
     text = TEXT if enabled else TEXT[:12]
     tokenizers = _tokenizers()
     models = [_llama(len(tok), hidden, layers, seed) for seed, tok in enumerate(tokenizers)]  # type: ignore[arg-type]
@@ -131,19 +136,31 @@ def test_byte_level_cost_per_byte(request: pytest.FixtureRequest) -> None:
     old = [] if before is None else [before.ByteLM(m, t, beam_width=beam) for m, t in pairs]
     data = text.encode()
     ByteEnsemble(members).score(data[:4])  # warm-up
+    logprobs: dict[str, float] = {}
+
+    def score(name: str, member: Any) -> Callable[[], None]:
+        return lambda: logprobs.update({name: float(member.score(data).sum())})
+
     rows = {
-        "ensemble": _seconds(lambda: ByteEnsemble(members).score(data)),
-        **{f"bytelm_{i}": _seconds(lambda m=m: m.score(data)) for i, m in enumerate(members)},  # type: ignore[misc]
-        **{f"before_tree_{i}": _seconds(lambda m=m: m.score(data)) for i, m in enumerate(old)},  # type: ignore[misc]
+        "ensemble": timed(lambda: ByteEnsemble(members).score(data)),
+        **{f"bytelm_{i}": timed(score(f"bytelm_{i}", m)) for i, m in enumerate(members)},
+        **{f"before_tree_{i}": timed(score(f"before_tree_{i}", m)) for i, m in enumerate(old)},
         **{
             f"tokens_{i}": _token_level_seconds(m, t, text)
             for i, (m, t) in enumerate(zip(models, tokenizers, strict=True))
         },
     }
-    if enabled:
-        per_byte = {name: f"{1000 * seconds / len(data):.1f} ms" for name, seconds in rows.items()}
-        print(f"byte level, beam {beam}, {len(data)} bytes, per byte: {per_byte}")
-        for i, member in enumerate(old):
-            same = abs(float(member.score(data).sum() - members[i].score(data).sum()))
-            speedup = rows[f"before_tree_{i}"] / rows[f"bytelm_{i}"]
-            print(f"member {i}: token tree {speedup:.2f}x faster than before, |dlogp| {same:.1e}")
+    if not enabled:
+        return
+    per_byte = {name: f"{1000 * wall / len(data):.1f} ms" for name, (wall, _) in rows.items()}
+    print(f"byte level, beam {beam}, {len(data)} bytes, per byte (wall): {per_byte}")
+    score_gaps = [
+        abs(logprobs[f"before_tree_{i}"] - logprobs[f"bytelm_{i}"]) for i in range(len(old))
+    ]
+    print(f"token tree vs before, |dlogp| per member: {score_gaps}")
+    figures: dict[str, Any] = {"num_bytes": len(data), "beam": beam, "hidden": hidden}
+    figures |= {name: round(wall, 3) for name, (wall, _) in rows.items()}
+    figures |= {f"{name}_cpu": round(cpu, 3) for name, (_, cpu) in rows.items()}
+    figures |= {"layers": layers, "members": ["smollm2", "gemma3"]}
+    figures["before_tree_abs_logprob_gap"] = score_gaps
+    run.save("ensemble_bytes", figures)

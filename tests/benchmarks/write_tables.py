@@ -483,7 +483,9 @@ def ensemble_bytes(figures: dict[str, Any]) -> str:
     ]
     members_cpu = sum(figures[f"bytelm_{i}_cpu"] for i in range(len(figures["members"])))
     notes = [f"ensemble / sum of its `ByteLM`s, CPU: {figures['ensemble_cpu'] / members_cpu:.2f}"]
-    for index, member in enumerate(figures["members"]):
+    short = {"smollm2": "SmolLM2", "gemma3": "Gemma-3"}
+    for index, key in enumerate(figures["members"]):
+        member = short.get(key, key)
         ratio = figures[f"bytelm_{index}_cpu"] / figures[f"tokens_{index}_cpu"]
         notes.append(f"{member} `ByteLM` / its token-level scoring, CPU: {ratio:.1f}x")
         if f"before_tree_{index}" in figures:
@@ -516,7 +518,8 @@ def byte_lm_tree(figures: dict[str, Any]) -> str:
             ]
         )
     header = [
-        f"member ({figures['num_bytes']} bytes, beam {figures['beam']})",
+        f"member ({figures['num_bytes']} bytes, beam {figures['beam']}, medians of "
+        f"{figures['rounds']})",
         "bits per byte, before / after",
         "forward passes, before / after",
         "wall s, before / after",
@@ -559,12 +562,7 @@ def genlm_bytes(figures: dict[str, Any]) -> str:
 
 # Sections of BENCHMARKS.md whose tables are still typed by hand, and why; tests/
 # test_benchmarks_md.py fails on a hand-written table anywhere else (and on a stale entry here).
-HAND_WRITTEN: dict[str, str] = {
-    "Ensembles (ctd.ensemble): lockstep generation, byte-level cost per byte, genlm-bytes": (
-        "writes no figures file yet; the token-tree and genlm-bytes comparisons are scripts "
-        "(byte_lm_tree_compare.py, genlm_bytes_compare.py, the latter in its own venv)"
-    ),
-}
+HAND_WRITTEN: dict[str, str] = {}
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "alignment": alignment,
     "align_many": align_many,
