@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from ctd.losses._checks import check_ndim, check_no_nan, check_same_batch, check_shape
 from ctd.losses._reduce import compute_dtype, masked_mean
 
 
-def _compact(values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+def _compact(values: Tensor, mask: Tensor) -> Tensor:
     """Move the masked positions of each row to the front, keeping their order.
 
-    Shapes: values (B, T, V), mask (B, T) -> (B, T, V), (B,) counts.
+    Returns `values` itself (no copy) when every position is scored.
+    Shapes: values (B, T, V), mask (B, T) -> (B, T, V).
     """
+    if bool(mask.all()):
+        return values
     order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices  # (B, T)
-    gathered = values.gather(1, order.unsqueeze(-1).expand_as(values))  # (B, T, V)
-    return gathered, mask.sum(1)
+    return values.gather(1, order.unsqueeze(-1).expand_as(values))  # (B, T, V)
+
+
+def _sorted_probs(logits: Tensor, mask: Tensor, length: int, temperature: float) -> Tensor:
+    """Descending-sorted probabilities of the first `length` scored positions of each row.
+
+    Positions are compacted and cut before the softmax and the sort, which act per position.
+    Shapes: logits (B, T, V), mask (B, T) -> (B, length, V).
+    """
+    scaled = _compact(logits, mask)[:, :length].to(compute_dtype(logits)) / temperature
+    return torch.softmax(scaled, -1).sort(-1, descending=True).values
 
 
 def uld_loss(
@@ -54,23 +65,19 @@ def uld_loss(
             mask = torch.ones(logits.shape[:2], dtype=torch.bool, device=logits.device)
         check_shape(name, mask, logits.shape[:2])
         masks.append(mask.to(torch.bool))
-    dtype = compute_dtype(student_logits)
-    student = (
-        torch.softmax(student_logits.to(dtype) / temperature, -1).sort(-1, descending=True).values
-    )
-    teacher = (
-        torch.softmax(teacher_logits.to(dtype) / temperature, -1).sort(-1, descending=True).values
-    )
-    student, student_count = _compact(student, masks[0])  # (B, Ts, Vs)
-    teacher, teacher_count = _compact(teacher, masks[1])  # (B, Tt, Vt)
-    length, vocab = min(student.shape[1], teacher.shape[1]), max(student.shape[2], teacher.shape[2])
-    student = F.pad(student[:, :length], (0, vocab - student.shape[2]))  # (B, L, V)
-    teacher = F.pad(teacher[:, :length], (0, vocab - teacher.shape[2]))  # (B, L, V)
+    student_count, teacher_count = masks[0].sum(1), masks[1].sum(1)
+    length = min(student_logits.shape[1], teacher_logits.shape[1])
+    student = _sorted_probs(student_logits, masks[0], length, temperature)  # (B, L, Vs)
+    teacher = _sorted_probs(teacher_logits, masks[1], length, temperature)  # (B, L, Vt)
+    # The smaller vocabulary is zero-padded: past it, |p - 0| = p, so its tail adds its sum.
+    shared = min(student.shape[2], teacher.shape[2])
+    distance = (student[..., :shared] - teacher[..., :shared]).abs().sum(-1)  # (B, L)
+    distance = distance + student[..., shared:].sum(-1) + teacher[..., shared:].sum(-1)
     pairs = (
         torch.arange(length, device=student.device)
         < torch.minimum(student_count, teacher_count)[:, None]
     )
-    return masked_mean((student - teacher).abs().sum(-1), pairs)
+    return masked_mean(distance, pairs)
 
 
 class ULDLoss(nn.Module):

@@ -17,10 +17,12 @@ from ctd.losses import (
 )
 
 
-def test_uld_pairs_kth_scored_positions_by_loop():
+@pytest.mark.parametrize(("student_vocab", "teacher_vocab"), [(5, 8), (8, 5), (6, 6)])
+def test_uld_pairs_kth_scored_positions_by_loop(student_vocab, teacher_vocab):
     gen = torch.Generator().manual_seed(0)
-    student = torch.randn(2, 6, 5, generator=gen, dtype=torch.float64)
-    teacher = torch.randn(2, 4, 8, generator=gen, dtype=torch.float64)
+    student = torch.randn(2, 6, student_vocab, generator=gen, dtype=torch.float64)
+    teacher = torch.randn(2, 4, teacher_vocab, generator=gen, dtype=torch.float64)
+    vocab = max(student_vocab, teacher_vocab)
     student_mask = torch.tensor([[0, 1, 1, 0, 1, 1], [1, 1, 0, 0, 0, 0]], dtype=torch.bool)
     teacher_mask = torch.tensor([[1, 0, 1, 1], [0, 1, 1, 1]], dtype=torch.bool)
     terms = []
@@ -28,11 +30,30 @@ def test_uld_pairs_kth_scored_positions_by_loop():
         s_pos = [t for t in range(6) if student_mask[b, t]]
         t_pos = [t for t in range(4) if teacher_mask[b, t]]
         for sp, tp in zip(s_pos, t_pos, strict=False):
-            ps = sorted(F.softmax(student[b, sp], -1).tolist(), reverse=True) + [0.0] * 3
+            ps = sorted(F.softmax(student[b, sp], -1).tolist(), reverse=True)
             pt = sorted(F.softmax(teacher[b, tp], -1).tolist(), reverse=True)
+            ps, pt = ps + [0.0] * (vocab - len(ps)), pt + [0.0] * (vocab - len(pt))
             terms.append(sum(abs(x - y) for x, y in zip(ps, pt, strict=True)))
     got = uld_loss(student, teacher, student_mask=student_mask, teacher_mask=teacher_mask)
     assert got.item() == pytest.approx(sum(terms) / len(terms), rel=1e-12)
+
+
+def test_uld_unmasked_and_all_masked_rows_match_the_loop():
+    """Every position scored (no compaction) and a row with no scored position at all."""
+    gen = torch.Generator().manual_seed(3)
+    student = torch.randn(2, 3, 4, generator=gen, dtype=torch.float64)
+    teacher = torch.randn(2, 3, 7, generator=gen, dtype=torch.float64)
+    expected = []
+    for b in range(2):
+        for t in range(3):
+            ps = sorted(F.softmax(student[b, t], -1).tolist(), reverse=True) + [0.0] * 3
+            pt = sorted(F.softmax(teacher[b, t], -1).tolist(), reverse=True)
+            expected.append(sum(abs(x - y) for x, y in zip(ps, pt, strict=True)))
+    got = uld_loss(student, teacher)
+    assert got.item() == pytest.approx(sum(expected) / 6, rel=1e-12)
+    mask = torch.tensor([[True, True, True], [False, False, False]])
+    got = uld_loss(student, teacher, student_mask=mask, teacher_mask=mask)
+    assert got.item() == pytest.approx(sum(expected[:3]) / 3, rel=1e-12)
 
 
 def test_uld_identity_and_gradcheck():
