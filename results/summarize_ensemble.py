@@ -5,7 +5,8 @@
 
 Each `<!-- table: NAME -->` ... `<!-- end table -->` block is replaced by the table NAME:
 `bpb` (results/ensemble_bpb.py -> bpb.json), `beam_error` (results/ensemble_bpb.py --exact
--> beam_error.json), `lockstep` (results/ensemble_bpb.py --lockstep -> lockstep.json), and the
+-> beam_error.json), `lockstep` (results/ensemble_bpb.py --lockstep -> lockstep.json),
+`learned_weights` (results/ensemble_learned_weights.py -> learned_weights.json), and the
 multiple-choice accuracy tables `mc_lockstep` and `mc_bytes` (results/ensemble_mc.py ->
 mc_lockstep.json, mc_bytes.json). Accuracies are recomputed from the per-question choice
 log-probs (and checked against the recorded figures); the standard errors are those of a
@@ -156,11 +157,17 @@ def mc_lockstep() -> str:
     """Accuracy of the student on Gemma-3 tokens, Gemma-3-270m and their lockstep ensemble."""
     table = _mc_table("mc_lockstep", ["student", "gemma3"], ["student", "Gemma-3-270m"])
     result = _load("mc_lockstep")
+    counts = [len(task["questions"]) for task in result["tasks"].values()]
+    if len(counts) == 2 and min(counts) == result["limit"]:  # both tasks, complete
+        scored = f"the first {result['limit']} questions of each task"
+    else:
+        scored = (
+            f"the first questions of each task (at most {result['limit']}) scored before the "
+            "run stopped; a task missing from the table was not reached"
+        )
     return (
         f"{table}\n\nStudent `{result['student']}`, equal weights, mean of probabilities, "
-        f"requests with Gemma-3's BOS; the first questions of each task (at most "
-        f"{result['limit']}) scored before the run stopped, {result['cpu_seconds']} s of CPU in "
-        "all; a task missing from the table was not reached."
+        f"requests with Gemma-3's BOS; {scored}; {result['cpu_seconds']} s of CPU in all."
     )
 
 
@@ -176,10 +183,38 @@ def mc_bytes() -> str:
     )
 
 
+def learned_weights() -> str:
+    """Lockstep BPB with equal and with learned weights (EnsembleModule on a dev text)."""
+    result = _load("learned_weights")
+    lines = [
+        "| text | test bytes | dev bytes | student | Gemma-3-270m | ensemble, equal weights | "
+        "learned weights (student, Gemma-3) | **ensemble, learned** | learned - best member |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in result["texts"].items():
+        equal, learned = row["equal"], row["learned"]
+        best = min(equal["bpb_student"], equal["bpb_gemma3"])
+        weights = ", ".join(f"{weight:.3f}" for weight in row["learned_weights"])
+        lines.append(
+            f"| {name} | {row['test_bytes']} | {row['dev_bytes']} | {equal['bpb_student']:.3f} "
+            f"| {equal['bpb_gemma3']:.3f} | {equal['bpb_ensemble']:.3f} | {weights} "
+            f"| **{learned['bpb_ensemble']:.3f}** | {learned['bpb_ensemble'] - best:+.3f} |"
+        )
+    settings = result["settings"]
+    lines.append("")
+    lines.append(
+        f"Student `{result['student']}`; weights learned by Adam (lr {settings['lr']}) on the "
+        f"weight logits for {settings['epochs']} epochs over the dev text in documents of "
+        f"{settings['document_bytes']} bytes; wall time {result['wall_seconds']} s."
+    )
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "bpb": bpb,
     "beam_error": beam_error,
     "lockstep": lockstep,
+    "learned_weights": learned_weights,
     "mc_lockstep": mc_lockstep,
     "mc_bytes": mc_bytes,
 }
