@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = Path(__file__).resolve().parent / "figures"
@@ -203,28 +203,40 @@ def gold_memory(figures: dict[str, Any]) -> str:
     rows = []
     for row in figures["rows"]:
         gold, ctd = _memory_point(row, "gold_uld"), _memory_point(row, "ctd_alm")
-        cells = [f"{row['vocab']:,}", str(row["length"]), gold[0], ctd[0], _ratio(gold, ctd, 1)]
+        bound = ">= " if gold.stopped else ""
+        cells = [
+            f"{row['vocab']:,}",
+            str(row["length"]),
+            gold.memory_cell,
+            ctd.memory_cell,
+            f"**{bound}{gold.mib / max(ctd.mib, 1e-9):.1f}**",
+        ]
         if timed:
-            cells += [gold[2], ctd[2], _ratio(gold, ctd, 3)]
+            cpu_bound = "> " if gold.stopped else ""
+            ratio = gold.cpu_s / max(ctd.cpu_s, 1e-9)
+            cells += [gold.cpu_cell, ctd.cpu_cell, f"{cpu_bound}{ratio:.1f}"]
         rows.append(cells)
     return _table(header, rows)
 
 
-def _memory_point(row: dict[str, Any], kind: str) -> tuple[str, float, str, float, bool]:
-    """(memory cell, MiB, CPU cell, CPU s, stopped) of one side of a gold_memory row."""
+class _MemoryPoint(NamedTuple):
+    """One side of a gold_memory row: its cells and values (a lower bound when stopped)."""
+
+    memory_cell: str
+    mib: float
+    cpu_cell: str
+    cpu_s: float
+    stopped: bool
+
+
+def _memory_point(row: dict[str, Any], kind: str) -> _MemoryPoint:
     if f"{kind}_stopped_cpu_s" in row:
         mib, cpu = row[f"{kind}_mib_at_stop"], row[f"{kind}_stopped_cpu_s"]
-        return f">= {mib:,} MiB (stopped)", mib, f"> {cpu:,} (not finished)", cpu, True
+        return _MemoryPoint(
+            f">= {mib:,} MiB (stopped)", mib, f"> {cpu:,} (not finished)", cpu, True
+        )
     mib, cpu = row[f"{kind}_mib"], row.get(f"{kind}_cpu_s", float("nan"))
-    return f"{mib:,} MiB", mib, _seconds(cpu), cpu, False
-
-
-def _ratio(gold: tuple[Any, ...], ctd: tuple[Any, ...], index: int) -> str:
-    """GOLD / ctd of field `index` (1: memory, bold; 3: CPU), as a bound when GOLD was stopped."""
-    ratio = gold[index] / max(ctd[index], 1e-9)
-    if index == 1:
-        return f"**{'>= ' if gold[4] else ''}{ratio:.1f}**"
-    return f"{'> ' if gold[4] else ''}{ratio:.1f}"
+    return _MemoryPoint(f"{mib:,} MiB", mib, _seconds(cpu), cpu, False)
 
 
 def _step_rows(figures: dict[str, Any], names: dict[str, str], baseline: str) -> list[list[str]]:
