@@ -26,6 +26,17 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from ctd.evaluation.packing import PackedRow, pack_requests, packed_hidden
+from ctd.evaluation.requests import (
+    RequestScore,
+    TokenRequest,
+    encode_pair,
+    encode_text,
+    model_input,
+    model_max_length,
+    move_trailing_spaces,
+    prefix_token_id,
+)
 from ctd.evaluation.tasks import GREEDY, Question
 
 if TYPE_CHECKING:  # moved to ctd.evaluation.text_bpb, still importable from here (__getattr__)
@@ -38,98 +49,26 @@ HEAD_ROWS_PER_CHUNK = 256
 
 ScoreT = TypeVar("ScoreT")
 
-
-@dataclass(frozen=True)
-class TokenRequest:
-    """Token ids of a context (at least one) and of the continuation scored after it."""
-
-    context_ids: tuple[int, ...]
-    continuation_ids: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class RequestScore:
-    """Summed continuation log-probability (nats), and whether every token was the argmax."""
-
-    logprob: float
-    is_greedy: bool
-    num_tokens: int
-
-
-def prefix_token_id(tokenizer: Any) -> int:
-    """The token an empty context stands for: BOS, else EOS.
-
-    Raises:
-        ValueError: The tokenizer has neither.
-    """
-    for token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
-        if token_id is not None:
-            return int(token_id)
-    raise ValueError("the tokenizer has no BOS or EOS token to stand for an empty context")
-
-
-def encode_text(tokenizer: Any, text: str, add_special_tokens: bool) -> list[int]:
-    """The token ids of `text` (the tokenizer's call, with or without its special tokens)."""
-    return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
-
-
-def move_trailing_spaces(context: str, continuation: str) -> tuple[str, str]:
-    """Move the context's trailing whitespace to the start of the continuation (lm-eval's rule).
-
-    Example:
-        >>> move_trailing_spaces("Answer: ", "yes")
-        ('Answer:', ' yes')
-    """
-    spaces = len(context) - len(context.rstrip())
-    if not spaces:
-        return context, continuation
-    return context[:-spaces], context[-spaces:] + continuation
-
-
-def encode_pair(
-    tokenizer: Any, context: str, continuation: str, *, add_special_tokens: bool = False
-) -> TokenRequest:
-    """Tokenize a request the way lm-eval-harness does for Hugging Face causal LMs.
-
-    Raises:
-        ValueError: The continuation gets no token of its own.
-    """
-    context, continuation = move_trailing_spaces(context, continuation)
-    if not context:
-        context_ids = [prefix_token_id(tokenizer)]
-        continuation_ids = encode_text(tokenizer, continuation, add_special_tokens)
-    else:
-        whole_ids = encode_text(tokenizer, context + continuation, add_special_tokens)
-        context_ids = encode_text(tokenizer, context, add_special_tokens)
-        continuation_ids = whole_ids[len(context_ids) :]
-    if not continuation_ids:
-        raise ValueError(f"continuation {continuation!r} gets no token after {context[-40:]!r}")
-    return TokenRequest(tuple(context_ids), tuple(continuation_ids))
-
-
-def model_max_length(model: nn.Module, tokenizer: Any | None = None) -> int:
-    """The longest input the model takes: its config's positions, else the tokenizer's or 2048."""
-    config = getattr(model, "config", None)
-    for name in ("n_positions", "max_position_embeddings", "n_ctx"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    limit = getattr(tokenizer, "model_max_length", None)
-    return limit if isinstance(limit, int) and 0 < limit < 10**9 else 2048
-
-
-def model_input(request: TokenRequest, max_length: int) -> list[int]:
-    """The ids a request's forward reads: context + continuation but the last, cut on the left.
-
-    Raises:
-        ValueError: The continuation alone exceeds `max_length` tokens.
-    """
-    if len(request.continuation_ids) > max_length:
-        raise ValueError(
-            f"a continuation of {len(request.continuation_ids)} tokens exceeds the model's "
-            f"{max_length}-token context"
-        )
-    return [*request.context_ids, *request.continuation_ids][-(max_length + 1) :][:-1]
+__all__ = [
+    "RequestScore",
+    "TaskResult",
+    "TokenRequest",
+    "continuation_hidden",
+    "encode_pair",
+    "encode_text",
+    "evaluate_questions",
+    "in_batches",
+    "model_input",
+    "model_max_length",
+    "move_trailing_spaces",
+    "output_logits",
+    "prefix_token_id",
+    "question_pairs",
+    "question_requests",
+    "request_scores",
+    "score_requests",
+    "task_result",
+]
 
 
 def output_logits(model: nn.Module, hidden_rows: Tensor) -> Tensor:
@@ -247,6 +186,52 @@ def in_batches(
     return [scores[index] for index in range(len(requests))]
 
 
+def sliding_window(model: nn.Module) -> int | None:
+    """The model's attention window if its config has one (Gemma 3, Mistral), else None."""
+    config: Any = getattr(model, "config", None)
+    text_config = config.get_text_config(decoder=True) if config is not None else None
+    window = getattr(text_config, "sliding_window", None)
+    return int(window) if window else None
+
+
+def _row_batches(rows: list[PackedRow], batch_size: int) -> Iterator[list[PackedRow]]:
+    """Rows, longest first, in batches of about `batch_size` requests (at least one row)."""
+    batch: list[PackedRow] = []
+    count = 0
+    for row in sorted(rows, key=lambda row: -row.length):
+        if batch and count + len(row.requests) > batch_size:
+            yield batch
+            batch, count = [], 0
+        batch.append(row)
+        count += len(row.requests)
+    if batch:
+        yield batch
+
+
+def _score_packed(
+    model: nn.Module,
+    requests: Sequence[TokenRequest],
+    max_length: int,
+    batch_size: int,
+    progress: bool | None,
+) -> list[RequestScore]:
+    """Score requests with shared contexts packed into one row each (`ctd.evaluation.packing`)."""
+    from tqdm.auto import tqdm
+
+    rows, left_out = pack_requests(requests, max_length, sliding_window(model))
+    scores: dict[int, RequestScore] = {}
+    batches = list(_row_batches(rows, batch_size))
+    for batch in tqdm(batches, desc="scoring", disable=None if progress is None else not progress):
+        hidden_rows, targets, order = packed_hidden(model, batch, requests)
+        logprobs, greedy = _head_scores(model, hidden_rows, targets)
+        batch_requests = [requests[index] for index in order]
+        scores.update(zip(order, request_scores(logprobs, greedy, batch_requests), strict=True))
+    for index in left_out:  # longer than the attention window: the model's own mask
+        request = requests[index]
+        (scores[index],) = _score_batch(model, [model_input(request, max_length)], [request])
+    return [scores[index] for index in range(len(requests))]
+
+
 @torch.no_grad()
 def score_requests(
     model: nn.Module,
@@ -255,24 +240,32 @@ def score_requests(
     batch_size: int = 8,
     max_length: int | None = None,
     progress: bool | None = False,
+    share_contexts: bool = True,
 ) -> list[RequestScore]:
     """Score token requests in batches, longest first; results in the order given.
 
     Args:
-        model: A Hugging Face causal LM (`base_model` gives the last hidden state).
+        model: A Hugging Face causal LM (`base_model` gives the last hidden state; with
+            `share_contexts`, it takes a 4-D attention mask and position ids).
         requests: The requests.
-        batch_size: Requests per forward pass.
+        batch_size: Requests per forward pass (about, with `share_contexts`).
         max_length: The model's context (default `model_max_length(model)`).
         progress: Show a progress bar (None: only on a terminal).
+        share_contexts: Run a context shared by several requests once
+            (`ctd.evaluation.packing`); False: one padded row per request.
 
     Raises:
         ValueError: A continuation longer than the context, or batch_size < 1.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     limit = max_length if max_length is not None else model_max_length(model)
-    inputs = [model_input(request, limit) for request in requests]
     was_training = model.training
     model.eval()
     try:
+        if share_contexts:
+            return _score_packed(model, requests, limit, batch_size, progress)
+        inputs = [model_input(request, limit) for request in requests]
         return in_batches(
             inputs,
             requests,
