@@ -27,26 +27,7 @@ declare -A LOSSES=(
   [dskd_sft]="[{name: sft},{name: dskd}]"
   [mined_sft]="[{name: sft},{name: mined}]"
 )
-TEXTS=$RUNS/texts
-[ -f "$TEXTS/indomain.en.txt" ] || .venv/bin/python results/transfer_ood_texts.py "$TEXTS" 16384
-text_args=()
-for language in en de fr ja zh-cn; do text_args+=(--text-file "$TEXTS/ood.$language.txt"); done
-
-score() {  # MODEL_DIR OUT_JSON ARGS... : one `ctd evaluate --json` object, kept when complete
-  local model=$1 out=$2 start=$SECONDS
-  shift 2
-  [ -s "$out" ] && return
-  mkdir -p "$(dirname "$out")"
-  .venv/bin/ctd evaluate --model "$model" "$@" --json 2> "$out.log" | tail -n 1 > "$out.tmp"
-  mv "$out.tmp" "$out"
-  echo $((SECONDS - start)) > "${out%.json}.eval_seconds"
-  rm -f "$out.log"
-}
-
-evaluate() {  # MODEL_DIR OUT_DIR NAME: NAME.json (tasks, out-of-domain) and NAME.indomain.json
-  score "$1" "$2/$3.json" --tasks "$TASKS" --limit "$LIMIT" "${text_args[@]}"
-  score "$1" "$2/$3.indomain.json" --tasks "" --text-file "$TEXTS/indomain.en.txt"
-}
+source results/transfer_scoring.sh   # TEXTS, score, evaluate
 
 train() {  # TARGET METHOD SEED -> the run folder
   local run="$RUNS/$1/$2/seed$3"

@@ -5,12 +5,17 @@
     summarize_multi_teacher.py write --check    # exit 1 if results/multi_teacher.md is not current
     summarize_multi_teacher.py table            # print the table
 
-Reads results/multi_teacher/ (written by `results/multi_teacher_runs.py collect`): per setting
-`eval.json` (the exported student's held-out BPB on the same bytes for every setting),
-`metrics.json` (the run's last logged metrics) and `wall_seconds`; `init_eval.json` is the
-untrained student. `write` replaces the lines between `<!-- table: results/multi_teacher -->`
-and `<!-- end table -->` (results/markdown_tables.py), so rerunning it reproduces the file byte
-for byte.
+Two tables:
+- `results/multi_teacher` (random-init student): reads results/multi_teacher/ (written by
+  `results/multi_teacher_runs.py collect`): per setting `eval.json` (the exported student's
+  held-out BPB on the same bytes for every setting), `metrics.json` (the run's last logged
+  metrics) and `wall_seconds`; `init_eval.json` is the untrained student.
+- `results/multi_teacher/fvt_qwen2` (pretrained FVT student): reads what
+  results/run_multi_teacher_fvt.sh writes under results/multi_teacher/fvt_qwen2/ (per setting
+  and seed, `ctd evaluate --json` objects as results/transfer_equal_tables.py reads them), with
+  the teacher and the untrained FVT student from results/transfer_equal/zero_shot/.
+`write` replaces the lines between `<!-- table: NAME -->` and `<!-- end table -->`
+(results/markdown_tables.py), so rerunning it reproduces the file byte for byte.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import markdown_tables
+from transfer_equal_tables import LANGUAGES, Row
 
 REPO = Path(__file__).resolve().parent.parent
 RUNS = REPO / "results" / "multi_teacher"
@@ -72,7 +78,56 @@ def table() -> str:
     return "\n".join(lines)
 
 
-TABLES: dict[str, Callable[[], str]] = {"results/multi_teacher": table}
+FVT_RUNS = RUNS / "fvt_qwen2"
+ZERO_SHOT = REPO / "results" / "transfer_equal" / "zero_shot"
+FVT_SETTINGS = {  # folder: label (the order of the table)
+    "both_ensemble": "SmolLM2 + Gemma-3, `ensemble`",
+    "both_sum": "SmolLM2 + Gemma-3, `sum`",
+    "smollm2": "SmolLM2 only",
+    "gemma3": "Gemma-3 only",
+}
+FVT_TASKS = {"piqa": "PIQA", "arc_easy": "ARC-Easy"}
+
+
+def fvt_rows() -> list[Row]:
+    """The references (teachers, untrained FVT student), then every finished run."""
+    references = [
+        Row("teacher SmolLM2-135M-Instruct", ZERO_SHOT, "teacher"),
+        Row("teacher Gemma-3-270m", FVT_RUNS / "zero_shot", "gemma3"),
+        Row("FVT -> Qwen2, untrained (the start)", ZERO_SHOT, "fvt_qwen2"),
+    ]
+    runs = [
+        Row(f"{label}, seed {folder.name.removeprefix('seed')}", folder, "downstream")
+        for setting, label in FVT_SETTINGS.items()
+        for folder in sorted((FVT_RUNS / setting).glob("seed*"))
+    ]
+    return [row for row in references + runs if row.report is not None]
+
+
+def fvt_table() -> str:
+    """Accuracy on FVT_TASKS, in-domain and out-of-domain BPB, and fit minutes of each row."""
+    tasks = " | ".join(FVT_TASKS.values())
+    languages = " | ".join(f"OOD {language}" for language in LANGUAGES)
+    lines = [
+        f"| model | {tasks} | in-domain BPB | {languages} | fit min |",
+        "|---|" + "---|" * (len(FVT_TASKS) + len(LANGUAGES) + 2),
+    ]
+    for row in fvt_rows():
+        assert row.report is not None
+        results = row.report["tasks"]
+        accuracies = [
+            f"{results[t]['acc']:.1%}" if t in results else "-" for t in FVT_TASKS
+        ]
+        bpbs = [_number(value) for value in row.bpb().values()]
+        minutes = _number(row.wall_minutes, 1) if row.wall_minutes is not None else "-"
+        lines.append(f"| {row.label} | {' | '.join(accuracies + bpbs)} | {minutes} |")
+    return "\n".join(lines)
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "results/multi_teacher": table,
+    "results/multi_teacher/fvt_qwen2": fvt_table,
+}
 
 
 def main(argv: list[str]) -> int:
