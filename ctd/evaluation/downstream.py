@@ -208,6 +208,23 @@ def _row_batches(rows: list[PackedRow], batch_size: int) -> Iterator[list[Packed
         yield batch
 
 
+def _score_plain(
+    model: nn.Module,
+    requests: Sequence[TokenRequest],
+    max_length: int,
+    batch_size: int,
+    progress: bool | None,
+) -> list[RequestScore]:
+    """Score requests one padded row each, batched longest first (lm-eval-harness's layout)."""
+    return in_batches(
+        [model_input(request, max_length) for request in requests],
+        requests,
+        lambda batch_inputs, batch_requests: _score_batch(model, batch_inputs, batch_requests),
+        batch_size=batch_size,
+        progress=progress,
+    )
+
+
 def _score_packed(
     model: nn.Module,
     requests: Sequence[TokenRequest],
@@ -226,9 +243,9 @@ def _score_packed(
         logprobs, greedy = _head_scores(model, hidden_rows, targets)
         batch_requests = [requests[index] for index in order]
         scores.update(zip(order, request_scores(logprobs, greedy, batch_requests), strict=True))
-    for index in left_out:  # longer than the attention window: the model's own mask
-        request = requests[index]
-        (scores[index],) = _score_batch(model, [model_input(request, max_length)], [request])
+    plain = [requests[index] for index in left_out]  # one row each, the model's own mask
+    plain_scores = _score_plain(model, plain, max_length, batch_size, progress=False)
+    scores.update(zip(left_out, plain_scores, strict=True))
     return [scores[index] for index in range(len(requests))]
 
 
@@ -265,14 +282,7 @@ def score_requests(
     try:
         if share_contexts:
             return _score_packed(model, requests, limit, batch_size, progress)
-        inputs = [model_input(request, limit) for request in requests]
-        return in_batches(
-            inputs,
-            requests,
-            lambda batch_inputs, batch_requests: _score_batch(model, batch_inputs, batch_requests),
-            batch_size=batch_size,
-            progress=progress,
-        )
+        return _score_plain(model, requests, limit, batch_size, progress)
     finally:
         model.train(was_training)
 

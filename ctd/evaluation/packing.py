@@ -11,10 +11,12 @@ Qwen2 tokenizer, 217,300 positions become 126,408). The first continuation token
 is predicted from the context's last position.
 
 A request whose input is cut on the left (`model_input`) is packed by the prefix it actually
-reads. A model with sliding-window layers (Gemma 3) sees the whole context through the one mask;
-requests longer than the window are left out of the rows, for the plain scorer (the model's
-own mask). This is the prefix sharing of tree attention (SpecInfer, Miao et al. 2024, arXiv
-2305.09781) applied to log-likelihood scoring.
+reads. Requests left out of the rows, for the plain scorer (the model's own causal mask): one
+that shares its prefix with no other (LAMBADA, rolling text windows), since causal attention is
+faster than attention under a custom mask; and, for a model with sliding-window layers
+(Gemma 3), which would see the whole context through the one mask, one longer than the window.
+This is the prefix sharing of tree attention (SpecInfer, Miao et al. 2024, arXiv 2305.09781)
+applied to log-likelihood scoring.
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ def pack_requests(
 ) -> tuple[list[PackedRow], list[int]]:
     """Group requests by the prefix they read into rows, in order of first appearance.
 
-    Returns the rows and the indices of the requests left out: those whose input exceeds
-    `window` positions (score them one to a row with the model's own mask).
+    Returns the rows and the indices of the requests left out, to be scored one to a row with
+    the model's own causal mask: those whose input exceeds `window` positions, and those that
+    share their prefix with no other request (a custom mask only slows their attention down).
 
     Raises:
         ValueError: A continuation longer than `max_length` (`model_input`).
@@ -80,11 +83,14 @@ def pack_requests(
             left_out.append(index)
         else:
             groups.setdefault(prefix, []).append((index, segment))
-    rows = [
-        PackedRow(prefix, tuple(i for i, _ in members), tuple(s for _, s in members))
-        for prefix, members in groups.items()
-    ]
-    return rows, left_out
+    rows = []
+    for prefix, members in groups.items():
+        if len(members) == 1:  # nothing shared: the plain causal path is faster
+            left_out.append(members[0][0])
+        else:
+            indices, segments = zip(*members, strict=True)
+            rows.append(PackedRow(prefix, tuple(indices), tuple(segments)))
+    return rows, sorted(left_out)
 
 
 def _row_layout(row: PackedRow) -> tuple[list[int], list[int], list[tuple[int, int]]]:

@@ -25,15 +25,12 @@ def test_requests_are_grouped_by_the_prefix_their_input_reads() -> None:
         TokenRequest((9, 1, 2, 3), (4, 5)),  # cut on the left at 4: reads (1, 2, 3) + (4,)
     ]
     rows, left_out = pack_requests(requests, max_length=4)
-    assert rows == [
-        PackedRow((1, 2, 3), (0, 2, 3), ((4,), (), (4,))),
-        PackedRow((1, 2), (1,), ((7, 8),)),
-    ]
-    assert left_out == []
+    assert rows == [PackedRow((1, 2, 3), (0, 2, 3), ((4,), (), (4,)))]
+    assert left_out == [1]  # its prefix (1, 2) is its own
     assert rows[0].length == 5
     rows, left_out = pack_requests(requests, max_length=4, window=3)  # inputs of 4 positions
-    assert rows == [PackedRow((1, 2, 3), (2,), ((),))]
-    assert left_out == [0, 1, 3]
+    assert rows == []  # request 2 (3 positions) would be alone
+    assert left_out == [0, 1, 2, 3]
 
 
 @torch.no_grad()
@@ -73,7 +70,8 @@ def test_packed_scores_equal_each_request_scored_alone(kind: str, max_length: in
     rows, left_out = pack_requests(requests, max_length, 18 if kind == "gemma3" else None)
     assert any(len(row.requests) > 1 for row in rows)  # something is shared
     if kind == "gemma3" and max_length == 256:  # (at 16 every input fits the window)
-        assert left_out and any(row.length > 18 for row in rows)
+        assert left_out
+        assert any(row.length > 18 for row in rows)
     packed = score_requests(model, requests, batch_size=3, max_length=max_length)
     unpacked = score_requests(
         model, requests, batch_size=3, max_length=max_length, share_contexts=False
