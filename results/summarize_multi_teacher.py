@@ -80,6 +80,7 @@ def table() -> str:
 
 FVT_RUNS = RUNS / "fvt_qwen2"
 ZERO_SHOT = REPO / "results" / "transfer_equal" / "zero_shot"
+TRANSFER_SFT = REPO / "results" / "transfer_equal" / "qwen2" / "sft" / "seed0"
 FVT_SETTINGS = {  # folder: label (the order of the table)
     "both_ensemble": "SmolLM2 + Gemma-3, `ensemble`",
     "both_sum": "SmolLM2 + Gemma-3, `sum`",
@@ -90,11 +91,16 @@ FVT_TASKS = {"piqa": "PIQA", "arc_easy": "ARC-Easy"}
 
 
 def fvt_rows() -> list[Row]:
-    """The references (teachers, untrained FVT student), then every finished run."""
+    """The reference rows, then every finished run.
+
+    References: the teachers, the untrained FVT student, and SFT alone from the same start at
+    the same budget (task transfer).
+    """
     references = [
         Row("teacher SmolLM2-135M-Instruct", ZERO_SHOT, "teacher"),
         Row("teacher Gemma-3-270m", FVT_RUNS / "zero_shot", "gemma3"),
         Row("FVT -> Qwen2, untrained (the start)", ZERO_SHOT, "fvt_qwen2"),
+        Row("SFT only, no teacher (results/transfer.md)", TRANSFER_SFT, "downstream"),
     ]
     runs = [
         Row(f"{label}, seed {folder.name.removeprefix('seed')}", folder, "downstream")
@@ -115,9 +121,7 @@ def fvt_table() -> str:
     for row in fvt_rows():
         assert row.report is not None
         results = row.report["tasks"]
-        accuracies = [
-            f"{results[t]['acc']:.1%}" if t in results else "-" for t in FVT_TASKS
-        ]
+        accuracies = [f"{results[t]['acc']:.1%}" if t in results else "-" for t in FVT_TASKS]
         bpbs = [_number(value) for value in row.bpb().values()]
         minutes = _number(row.wall_minutes, 1) if row.wall_minutes is not None else "-"
         lines.append(f"| {row.label} | {' | '.join(accuracies + bpbs)} | {minutes} |")
