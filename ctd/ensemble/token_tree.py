@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
+from ctd.evaluation.downstream import sliding_window
+
 __all__ = ["TokenTree"]
 
 
@@ -52,8 +54,7 @@ class TokenTree:
         self.device: torch.device = next(model.parameters()).device
         self.cache = DynamicCache()
         self.size = 0
-        window = getattr(model.config.get_text_config(decoder=True), "sliding_window", None)
-        self.max_depth: int | None = int(window) if window else None
+        self.max_depth: int | None = sliding_window(model)
         ids = torch.tensor([list(context)], device=self.device)
         logits = self._forward(ids, torch.ones_like(ids), torch.arange(len(context))[None])
         self.root_path = list(range(len(context)))
