@@ -64,6 +64,7 @@ bench: venv $(MERGEKIT_DIR)/.unpacked $(GENLM_STAMP)
 	CTD_MERGEKIT_PATH=$(MERGEKIT_DIR) $(VENV)/bin/pytest -q tests/benchmarks -m benchmark \
 		--benchmark-enable --benchmark-json=.benchmarks/latest.json
 	OMP_NUM_THREADS=1 $(PY) tests/benchmarks/byte_lm_tree_compare.py --bytes 64 --beam 4
+	OMP_NUM_THREADS=1 $(PY) tests/benchmarks/byte_mc_lanes_compare.py --questions 6
 	OMP_NUM_THREADS=1 $(GENLM_VENV)/bin/python tests/benchmarks/genlm_bytes_compare.py \
 		--beam 4 --texts 3 --bytes 32
 	$(PY) tests/benchmarks/write_tables.py write  # BENCHMARKS.md from tests/benchmarks/figures/

@@ -4,14 +4,16 @@
         --lockstep runs/transplant_fit/omp_k64/export --limit 200 --chunk 25 \
         --out results/ensemble/mc_lockstep.json
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python results/ensemble_mc.py \
-        --bytes --limit 200 --seconds 1500 --out results/ensemble/mc_bytes.json
+        --bytes --limit 200 --chunk 8 --seconds 1500 --out results/ensemble/mc_bytes.json
 
 `--lockstep STUDENT`: SmolLM2 moved onto Gemma-3's tokenizer (STUDENT) + Gemma-3-270m, pooled
 per token (mean of probabilities, equal weights); every request tokenized as `ctd evaluate
 --add-special-tokens` does (Gemma's BOS first, for both members: they share the tokenizer).
 `--bytes`: SmolLM2-135M-Instruct + Gemma-3-270m, each through its own tokenizer as a byte LM
 (beam --beam), pooled per byte; each member conditions on its canonical tokens of the context
-(`context="tokens"`, once per question) and the continuation's bytes are scored.
+(`context="tokens"`, once per question) and the continuation's bytes are scored; the choices of
+a chunk's questions are stepped together (up to --lanes at a time, one forward per member per
+byte for all of them; the scores are those of each request alone).
 
 Questions go in chunks of --chunk, ARC-Easy and PIQA in turn (always the task with less CPU
 time so far), until each has --limit questions or --seconds of CPU time are spent; members and
@@ -177,12 +179,14 @@ def run_bytes(args: argparse.Namespace) -> None:
     ensemble = ByteEnsemble(members)
 
     def score_chunk(questions: list[Any]) -> Any:
-        return score_requests_bytes(ensemble, question_pairs(questions), context="tokens")
+        pairs = question_pairs(questions)
+        return score_requests_bytes(ensemble, pairs, context="tokens", max_lanes=args.lanes)
 
     header = {
         "mode": "bytes",
         "context": "tokens",
         "beam": args.beam,
+        "lanes": args.lanes,
         "limit": args.limit,
         "cpu_budget_seconds": args.seconds,
     }
@@ -198,6 +202,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1e9, help="CPU-time budget")
     parser.add_argument("--beam", type=int, default=4, help="bytes: hypotheses per member")
     parser.add_argument("--chunk", type=int, default=1, help="questions per step")
+    parser.add_argument("--lanes", type=int, default=32, help="bytes: requests stepped together")
     parser.add_argument("--out", type=Path, required=True, help="rewritten after each chunk")
     args = parser.parse_args()
     if args.lockstep:

@@ -73,6 +73,21 @@ class ByteEnsemble:
         """Every member's state after one more byte (consumes `states`)."""
         return [m.advance(s, byte) for m, s in zip(self.members, states, strict=True)]
 
+    def advance_lanes(
+        self, lanes: Sequence[Sequence[ByteLMState]], next_bytes: Sequence[int]
+    ) -> list[list[ByteLMState]]:
+        """Every lane's member states after its own next byte (`ByteLM.advance_lanes`).
+
+        Shapes: lanes is L x M states (one list per lane, members in order), one byte per lane.
+        """
+        if len(lanes) != len(next_bytes):
+            raise ValueError(f"one byte per lane, got {len(lanes)} and {len(next_bytes)}")
+        moved = [
+            member.advance_lanes([lane[index] for lane in lanes], next_bytes)
+            for index, member in enumerate(self.members)
+        ]  # M x L
+        return [[member[lane] for member in moved] for lane in range(len(lanes))]
+
     def score(
         self, data: bytes, *, include_eos: bool = False, keep_canonical: bool = True
     ) -> ByteScores:

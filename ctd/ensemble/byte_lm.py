@@ -13,6 +13,9 @@ every hypothesis's mass over the 256 next bytes is one `np.add.reduceat`. A hypo
 pending bytes spell a whole token forks: the token is committed and the old hypothesis keeps
 only the strictly longer tokens. All the tokens committed at one byte go through the model in
 one forward over one shared cache (`TokenTree`: each token attends to its own ancestors).
+Several texts can be stepped together (`advance_lanes`: states on one tree, e.g. the choices of
+a question, or the contexts of several questions from `initial_after_batch`), so that a byte of
+all of them costs one forward, one read of the weights, instead of one per text.
 With `beam_width=None` and `prune_threshold=0` the result is exact (exponential in the text
 length: tests only); a finite beam keeps the `beam_width` hypotheses of largest mass (and
 always the best one that ends at the current byte, so that no byte a token starts with gets
@@ -47,12 +50,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F  # noqa: N812
 
 from ctd.ensemble import canonical_path
 from ctd.ensemble.byte_lm_state import BeamNode, ByteLMState, Floats, Hypothesis, fork_state
 from ctd.ensemble.canonical_path import canonical_text
 from ctd.ensemble.token_byte_trie import TokenByteTrie, context_ids
 from ctd.ensemble.token_tree import TokenTree
+from ctd.evaluation.downstream import sliding_window
 
 __all__ = ["EOS_INDEX", "ByteLM", "ByteLMState", "TokenByteTrie", "canonical_text", "context_ids"]
 
@@ -117,16 +122,15 @@ class ByteLM:
         Shapes: logits (B, V') with V' >= V.
         """
         self.token_steps += len(paths)
-        logits = logits[:, : self.trie.vocab_size].double().cpu()
-        kept = logits[:, self._sorted_ids]
-        eos = (
-            logits[:, self.eos_token_id : self.eos_token_id + 1]
-            if self.eos_token_id is not None
-            else kept[:, :0]
-        )
-        log_norm = torch.logsumexp(torch.cat([kept, eos], 1), 1, keepdim=True)
-        probs = np.pad(torch.exp(kept - log_norm).numpy(), ((0, 0), (0, 1)))
-        eos_probs = torch.exp(eos - log_norm).sum(1).tolist()
+        sorted_ids = self._sorted_ids.to(logits.device)
+        kept = logits.index_select(1, sorted_ids).double().cpu()  # (B, N), byte order
+        log_norm = torch.logsumexp(kept, 1, keepdim=True)
+        eos_probs = [0.0] * len(paths)
+        if self.eos_token_id is not None:
+            eos = logits[:, self.eos_token_id : self.eos_token_id + 1].double().cpu()
+            log_norm = torch.logaddexp(log_norm, eos)
+            eos_probs = torch.exp(eos - log_norm)[:, 0].tolist()
+        probs = F.pad(kept.sub_(log_norm).exp_(), (0, 1)).numpy()  # (B, N + 1)
         return [
             BeamNode(path, probs[row], eos_probs[row], token_ids[row])
             for row, path in enumerate(paths)
@@ -169,22 +173,52 @@ class ByteLM:
         plan = None if keep_ids is None else self.token_plan(keep_ids)
         return self._root([*self.context, *context_token_ids], 0, plan)
 
+    def initial_after_batch(self, contexts: Sequence[Sequence[int]]) -> list[ByteLMState]:
+        """`initial_after` of each context, all on one token tree (to advance as lanes).
+
+        A context as long as the model's sliding window gets a tree of its own (a shared tree's
+        4-D mask cannot express the window); the scores are the same either way.
+        """
+        states: list[ByteLMState] = []
+        tree: TokenTree | None = None
+        for token_ids in contexts:
+            ids = [*self.context, *token_ids]
+            window = sliding_window(self.model)
+            if tree is None or (window is not None and len(ids) > window):
+                states.append(self._root(ids, 0, None))
+                tree = states[-1].tree if tree is None else tree
+                continue
+            logits, path = tree.add_context(ids)
+            states.append(self._state_at_root(tree, logits, path, 0, None))
+        return states
+
     def _root(self, context: Sequence[int], start: int, plan: dict[int, int] | None) -> ByteLMState:
         tree = TokenTree(self.model, context)
+        return self._state_at_root(tree, tree.root_logits, tree.root_path, start, plan)
+
+    def _state_at_root(
+        self,
+        tree: TokenTree,
+        logits: torch.Tensor,
+        path: list[int],
+        start: int,
+        plan: dict[int, int] | None,
+    ) -> ByteLMState:
         self.forward_calls += 1
-        (node,) = self._nodes(tree.root_logits[None], [tree.root_path], [()])
+        (node,) = self._nodes(logits[None], [path], [()])
         root = Hypothesis(node, b"", 0.0, canonical=True)
         return ByteLMState([root], start, tree, plan)
 
-    def fork(self, state: ByteLMState) -> ByteLMState:
-        """An independent copy of `state` (its own token tree), to advance while `state` stays.
+    def fork(self, state: ByteLMState, *, share_tree: bool = False) -> ByteLMState:
+        """A copy of `state` to advance while `state` stays (`fork_state`).
 
-        Its `canonical_ends` may be replaced (e.g. by the plan of what is scored next).
+        Its `canonical_ends` may be replaced (e.g. by the plan of what is scored next). With
+        `share_tree` the copy keeps `state`'s cache: advance the copies with `advance_lanes`.
 
         Raises:
-            ValueError: `state` was already advanced.
+            ValueError: `state` was already advanced, or is stale.
         """
-        return fork_state(state)
+        return fork_state(state, share_tree=share_tree)
 
     def canonical_ends(self, text: str) -> dict[int, int]:
         """Where each token of `text`'s canonical tokenization ends (in text bytes) -> its id.
@@ -275,24 +309,72 @@ class ByteLM:
         """The state after one more byte. Consumes `state` (its token tree moves on).
 
         Raises:
-            ValueError: the byte has probability 0 under this model, or `state` was consumed.
+            ValueError: the byte has probability 0 under this model, or `state` was consumed
+                or is stale.
         """
+        (advanced,) = self.advance_lanes([state], [byte])
+        return advanced
+
+    def advance_lanes(
+        self, states: Sequence[ByteLMState], next_bytes: Sequence[int]
+    ) -> list[ByteLMState]:
+        """Each state after its own next byte, with one forward per token tree for all of them.
+
+        Every state is advanced as `advance` would alone. Consumes `states`; any other state
+        on one of their trees may go stale (see `fork_state`).
+
+        Raises:
+            ValueError: a byte of probability 0, a state consumed, stale or given twice, or not
+                one byte per state.
+        """
+        if len(states) != len(next_bytes):
+            raise ValueError(f"one byte per state, got {len(states)} and {len(next_bytes)}")
+        if len({id(state) for state in states}) != len(states):
+            raise ValueError("a ByteLMState was given twice")
+        kept_of = [self._kept(state, byte) for state, byte in zip(states, next_bytes, strict=True)]
+        lanes_of: dict[int, list[int]] = {}  # tree -> the lanes on it
+        for lane, state in enumerate(states):
+            lanes_of.setdefault(id(state.tree), []).append(lane)
+        advanced: dict[int, ByteLMState] = {}
+        for lanes in lanes_of.values():
+            moved = self._advance_tree([states[i] for i in lanes], [kept_of[i] for i in lanes])
+            advanced.update(zip(lanes, moved, strict=True))
+        return [advanced[lane] for lane in range(len(states))]
+
+    def _advance_tree(
+        self, states: list[ByteLMState], kept_of: list[list[tuple[float, Hypothesis, int]]]
+    ) -> list[ByteLMState]:
+        """The states of one tree after their kept candidates: one forward, one compaction."""
+        tree = states[0].tree
+        commits = [(h, token) for kept in kept_of for _, h, token in kept if token >= 0]
+        committed = iter(self._commit(tree, commits))
+        advanced = []
+        for state, kept in zip(states, kept_of, strict=True):
+            hypotheses = [
+                Hypothesis(next(committed), b"", h.log_weight, h.canonical) if token >= 0 else h
+                for _, h, token in kept
+            ]
+            advanced.append(
+                ByteLMState(hypotheses, state.num_bytes + 1, tree, state.canonical_ends)
+            )
+        _compact(tree, [h for state in advanced for h in state.hypotheses])
+        for state in advanced:
+            state.tree_compactions = tree.compactions
+        return advanced
+
+    def _kept(self, state: ByteLMState, byte: int) -> list[tuple[float, Hypothesis, int]]:
+        """The candidates after `byte` that the beam keeps; marks `state` consumed."""
         if state.consumed:
             raise ValueError("this ByteLMState was already advanced; keep the returned state")
+        if state.stale:
+            raise ValueError("this ByteLMState is stale: its token tree was compacted since")
         state.consumed = True
         found = self._candidates(state, byte)
         if not found:
             raise ValueError(
                 f"{self.name} gives byte 0x{byte:02x} probability 0 after {state.num_bytes} bytes"
             )
-        kept = self._prune(found)
-        committed = iter(self._commit(state.tree, [(h, t) for _, h, t in kept if t >= 0]))
-        hypotheses = [
-            Hypothesis(next(committed), b"", h.log_weight, h.canonical) if token >= 0 else h
-            for _, h, token in kept
-        ]
-        _compact(state.tree, hypotheses)
-        return ByteLMState(hypotheses, state.num_bytes + 1, state.tree, state.canonical_ends)
+        return self._prune(found)
 
     def _commit(self, tree: TokenTree, commits: list[tuple[Hypothesis, int]]) -> list[BeamNode]:
         """The nodes after each (hypothesis, token): one forward for all of them."""

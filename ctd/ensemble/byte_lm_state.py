@@ -3,7 +3,9 @@
 A node is a token prefix whose bytes end at some byte position, with its cache slots in a
 `TokenTree` and its next-token masses; a hypothesis is a node plus the bytes after it that its
 next token must start with (the Byte-Token Representation lemma of Phan et al. 2024,
-arXiv 2410.09303). `fork_state` copies a state so that one context can be continued several ways.
+arXiv 2410.09303). `fork_state` copies a state so that one context can be continued several ways:
+with its own copy of the cache, or sharing the cache, so that the copies can be advanced together
+(`ByteLM.advance_lanes`, one forward for all of them).
 """
 
 from __future__ import annotations
@@ -42,25 +44,47 @@ class Hypothesis:
 
 @dataclass
 class ByteLMState:
-    """The beam after some bytes; `ByteLM.advance` consumes it (its caches move on)."""
+    """The beam after some bytes; `ByteLM.advance` consumes it (its caches move on).
+
+    A state is stale once its tree was compacted by advancing other states (its slots were
+    renumbered): `tree_compactions` is the tree's count when the state was made.
+    """
 
     hypotheses: list[Hypothesis]
     num_bytes: int
     tree: TokenTree
     canonical_ends: dict[int, int] | None = None  # text byte where a canonical token ends -> id
     consumed: bool = field(default=False)
+    tree_compactions: int = -1  # -1: the tree's count now
+
+    def __post_init__(self) -> None:
+        if self.tree_compactions < 0:
+            self.tree_compactions = self.tree.compactions
+
+    @property
+    def stale(self) -> bool:
+        """Its tree was compacted since it was made (its paths point at renumbered slots)."""
+        return self.tree_compactions != self.tree.compactions
 
 
-def fork_state(state: ByteLMState) -> ByteLMState:
-    """An independent copy of `state` (its own token tree), to advance while `state` stays.
+def fork_state(state: ByteLMState, *, share_tree: bool = False) -> ByteLMState:
+    """A copy of `state` to advance while `state` stays.
 
     Its `canonical_ends` may be replaced (e.g. by the plan of what is scored next).
 
+    Args:
+        state: the state to copy.
+        share_tree: keep `state`'s token tree (no copy of the cache). The copies must then be
+            advanced together, all in one `ByteLM.advance_lanes` call per byte: a compaction
+            by one call makes every state of the tree it was not given stale.
+
     Raises:
-        ValueError: `state` was already advanced.
+        ValueError: `state` was already advanced, or is stale.
     """
     if state.consumed:
         raise ValueError("this ByteLMState was already advanced; fork it before advancing")
+    if state.stale:
+        raise ValueError("this ByteLMState is stale: its token tree was compacted since")
     nodes = {
         id(h.node): BeamNode(
             list(h.node.path), h.node.sorted_probs, h.node.eos_prob, h.node.token_ids
@@ -72,4 +96,5 @@ def fork_state(state: ByteLMState) -> ByteLMState:
         for h in state.hypotheses
     ]
     plan = None if state.canonical_ends is None else dict(state.canonical_ends)
-    return ByteLMState(hypotheses, state.num_bytes, state.tree.fork(), plan)
+    tree = state.tree if share_tree else state.tree.fork()
+    return ByteLMState(hypotheses, state.num_bytes, tree, plan)

@@ -2,7 +2,7 @@
 
     ctd ensemble --models A B [C ...] [--weights 1 1 ...] --mode lockstep|bytes
                  [--text-file F [--limit-bytes N]] [--tasks piqa,arc_easy [--limit N]]
-                 [--beam-width 8] [--json]
+                 [--beam-width 8] [--max-lanes 32] [--json]
 
 `lockstep` pools the members' next-token distributions (they must share a tokenizer);
 `bytes` pools their next-byte distributions, each marginalised over the tokenizations that
@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--document-bytes", type=int, default=1024, help="longest piece scored")
     parser.add_argument("--beam-width", type=int, default=8, help="bytes: hypotheses per member")
     parser.add_argument("--batch-size", type=int, default=8, help="lockstep: texts per forward")
+    parser.add_argument(
+        "--max-lanes",
+        type=int,
+        default=32,
+        help="bytes, --tasks: choices stepped together, one forward per member per byte",
+    )
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of input errors")
@@ -182,7 +188,12 @@ def _task_results(
             )
         else:
             result = evaluate_bytes(
-                ensemble, task_questions, kind, context=args.context, progress=None
+                ensemble,
+                task_questions,
+                kind,
+                context=args.context,
+                max_lanes=args.max_lanes,
+                progress=None,
             )
         results[name] = {
             "members": [
@@ -201,6 +212,8 @@ def _inputs(args: argparse.Namespace) -> tuple[list[str] | None, dict[str, Any]]
 
     if args.beam_width < 1:
         raise ValueError(f"--beam-width must be at least 1, got {args.beam_width}")
+    if args.max_lanes < 1:
+        raise ValueError(f"--max-lanes must be at least 1, got {args.max_lanes}")
     if args.weights is not None and not args.weights:
         raise ValueError("--weights needs one value per model")
     if args.limit is not None and args.limit < 1:

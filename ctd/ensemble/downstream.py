@@ -191,12 +191,15 @@ def evaluate_lockstep(
 def _context_state(member: ByteLM, context: str, mode: str) -> ByteLMState:
     """A member's state after a non-empty context (`tokens`: after its canonical tokens)."""
     if mode == "tokens":
-        ids = member.tokenizer(context, add_special_tokens=False)["input_ids"]
-        return member.initial_after([int(i) for i in ids])
+        return member.initial_after(_token_ids(member, context))
     state = member.initial(context)
     for byte in context.encode("utf-8"):
         state = member.advance(state, byte)
     return state
+
+
+def _token_ids(member: ByteLM, text: str) -> list[int]:
+    return [int(i) for i in member.tokenizer(text, add_special_tokens=False)["input_ids"]]
 
 
 def _continuation_plan(
@@ -210,7 +213,7 @@ def _continuation_plan(
     """
     if mode == "bytes":
         return member.canonical_ends(context + continuation)
-    ids = [int(i) for i in member.tokenizer(continuation, add_special_tokens=False)["input_ids"]]
+    ids = _token_ids(member, continuation)
     if b"".join(member.trie.bytes_of[i] for i in ids) != continuation.encode("utf-8"):
         return None
     try:
@@ -219,49 +222,68 @@ def _continuation_plan(
         return None  # a continuation token that spells no bytes: no path to keep
 
 
-def _initial_states(
-    ensemble: ByteEnsemble,
-    shared: tuple[str, list[ByteLMState]] | None,
-    text: str,
-    continuation: str,
-    mode: str,
-) -> tuple[tuple[str, list[ByteLMState]] | None, list[ByteLMState]]:
-    """Every member's state to score `continuation` from, forked off the shared context state.
+@dataclass(frozen=True)
+class _Group:
+    """Consecutive requests with one context (a question's choices): their pair indices."""
 
-    An empty context starts from each member's initial state (as `ByteLM.score` does).
+    context: str
+    continuations: list[str]
+    indices: list[int]
+
+
+def _groups(pairs: Sequence[tuple[str, str]]) -> list[_Group]:
+    """Consecutive pairs with the same context (after `move_trailing_spaces`), in order.
+
+    Raises:
+        ValueError: an empty continuation.
     """
-    members = ensemble.members
-    if not text:
-        return shared, [member.initial(continuation) for member in members]
-    if shared is None or shared[0] != text:
-        shared = (text, [_context_state(member, text, mode) for member in members])
-    states = [member.fork(state) for member, state in zip(members, shared[1], strict=True)]
-    for member, state in zip(members, states, strict=True):
-        state.canonical_ends = _continuation_plan(member, text, continuation, mode)
-    return shared, states
+    groups: list[_Group] = []
+    for index, pair in enumerate(pairs):
+        context, continuation = move_trailing_spaces(*pair)
+        if not continuation:
+            raise ValueError(f"an empty continuation after {context[-40:]!r}")
+        if groups and groups[-1].context == context:
+            groups[-1].continuations.append(continuation)
+            groups[-1].indices.append(index)
+        else:
+            groups.append(_Group(context, [continuation], [index]))
+    return groups
 
 
-def _score_continuation(
-    ensemble: ByteEnsemble, states: list[ByteLMState], data: bytes
-) -> tuple[list[RequestScore], RequestScore]:
-    """Every member's and the ensemble's log P(data | state), byte by byte (consumes states)."""
-    member_sums = np.zeros(len(ensemble.members))
-    member_greedy = np.ones(len(ensemble.members), dtype=bool)
-    pooled_sum, pooled_greedy = 0.0, True
-    for position, byte in enumerate(data):
-        member_logprobs = ensemble.member_logprobs(states)  # (M, 257)
-        pooled = ensemble.pool(member_logprobs)
-        member_sums += member_logprobs[:, byte]
-        member_greedy &= member_logprobs.argmax(axis=1) == byte
-        pooled_sum += float(pooled[byte])
-        pooled_greedy &= int(pooled.argmax()) == byte
-        if position + 1 < len(data):
-            states = ensemble.advance(states, byte)
-    members = [
-        RequestScore(float(total), bool(greedy), len(data))
-        for total, greedy in zip(member_sums, member_greedy, strict=True)
-    ]
-    return members, RequestScore(pooled_sum, pooled_greedy, len(data))
+def _batches(groups: list[_Group], mode: str, max_lanes: int) -> list[list[_Group]]:
+    """Groups stepped together: up to `max_lanes` requests on one token tree per member.
+
+    Only `tokens` contexts share a tree across groups (`ByteLM.initial_after_batch`); a
+    `bytes` context, or an empty one, is stepped with its own group only.
+    """
+    batches: list[list[_Group]] = []
+    lanes = 0
+    for group in groups:
+        shares = mode == "tokens" and bool(group.context)
+        if batches and shares and lanes + len(group.indices) <= max_lanes:
+            batches[-1].append(group)
+            lanes += len(group.indices)
+        else:
+            batches.append([group])
+            lanes = len(group.indices) if shares else max_lanes  # a full batch: none joins it
+    return batches
+
+
+def _lane_states(member: ByteLM, batch: list[_Group], mode: str) -> list[ByteLMState]:
+    """A member's state for every request of a batch, in order; a group's share its tree."""
+    if not batch[0].context:  # an empty context: each from the initial state (`ByteLM.score`)
+        return [member.initial(text) for group in batch for text in group.continuations]
+    if mode == "tokens":
+        roots = member.initial_after_batch([_token_ids(member, g.context) for g in batch])
+    else:
+        roots = [_context_state(member, group.context, mode) for group in batch]
+    states = []
+    for root, group in zip(roots, batch, strict=True):
+        for continuation in group.continuations:
+            state = member.fork(root, share_tree=True)
+            state.canonical_ends = _continuation_plan(member, group.context, continuation, mode)
+            states.append(state)
+    return states
 
 
 def score_requests_bytes(
@@ -269,38 +291,88 @@ def score_requests_bytes(
     pairs: Sequence[tuple[str, str]],
     *,
     context: str = "tokens",
+    max_lanes: int = 32,
     progress: bool | None = False,
 ) -> EnsembleScores:
     """Every member's and the ensemble's log P(continuation bytes | context) of each pair.
 
     Consecutive pairs with the same context (a question's choices) share its state: each member
-    handles the context once and forks the state per choice.
+    handles the context once and forks the state per choice. The continuations of up to
+    `max_lanes` pairs (several questions' in `tokens` mode) are stepped byte by byte together,
+    one forward per member per byte for all of them (`ByteLM.advance_lanes`); each is scored as
+    if alone.
 
     Args:
         ensemble: the members' byte LMs and the weights.
         pairs: (context, continuation) texts.
         context: `tokens` or `bytes` (see the module docstring).
+        max_lanes: most continuations stepped together (memory grows with it: every lane's
+            beam keeps a next-token distribution per hypothesis).
         progress: show a progress bar (None: only on a terminal).
 
     Raises:
-        ValueError: an unknown context mode, an empty continuation, or a byte of probability
-            0 under a member.
+        ValueError: an unknown context mode, an empty continuation, max_lanes < 1, or a byte
+            of probability 0 under a member.
     """
     from tqdm.auto import tqdm
 
     if context not in CONTEXT_MODES:
         raise ValueError(f"context must be one of {', '.join(CONTEXT_MODES)}, got {context!r}")
-    rows = []
-    shared: tuple[str, list[ByteLMState]] | None = None
-    for text, continuation in tqdm(
-        pairs, desc="scoring", disable=None if progress is None else not progress
-    ):
-        text, continuation = move_trailing_spaces(text, continuation)
-        if not continuation:
-            raise ValueError(f"an empty continuation after {text[-40:]!r}")
-        shared, states = _initial_states(ensemble, shared, text, continuation, context)
-        rows.append(_score_continuation(ensemble, states, continuation.encode("utf-8")))
-    return _transpose(rows)
+    if max_lanes < 1:
+        raise ValueError(f"max_lanes must be at least 1, got {max_lanes}")
+    rows: dict[int, tuple[list[RequestScore], RequestScore]] = {}
+    bar = tqdm(total=len(pairs), desc="scoring", disable=None if progress is None else not progress)
+    for batch in _batches(_groups(pairs), context, max_lanes):
+        lanes = [
+            _lane_states(member, batch, context) for member in ensemble.members
+        ]  # M x (lanes,)
+        data = [text.encode("utf-8") for group in batch for text in group.continuations]
+        indices = [index for group in batch for index in group.indices]
+        rows.update(zip(indices, _score_lanes(ensemble, lanes, data), strict=True))
+        bar.update(len(indices))
+    bar.close()
+    return _transpose([rows[index] for index in range(len(pairs))])
+
+
+def _score_lanes(
+    ensemble: ByteEnsemble, lanes: list[list[ByteLMState]], data: list[bytes]
+) -> list[tuple[list[RequestScore], RequestScore]]:
+    """Each lane's member and ensemble log P(data | state), all lanes a byte at a time.
+
+    Shapes: lanes is M x L states, data L byte strings; consumes the states.
+    """
+    num_members = len(ensemble.members)
+    member_sums = np.zeros((len(data), num_members))
+    member_greedy = np.ones((len(data), num_members), dtype=bool)
+    pooled_sums, pooled_greedy = np.zeros(len(data)), np.ones(len(data), dtype=bool)
+    live = list(range(len(data)))
+    states = {lane: [member[lane] for member in lanes] for lane in live}
+    position = 0
+    while live:
+        for lane in live:
+            byte = data[lane][position]
+            member_logprobs = ensemble.member_logprobs(states[lane])  # (M, 257)
+            pooled = ensemble.pool(member_logprobs)
+            member_sums[lane] += member_logprobs[:, byte]
+            member_greedy[lane] &= member_logprobs.argmax(axis=1) == byte
+            pooled_sums[lane] += float(pooled[byte])
+            pooled_greedy[lane] &= int(pooled.argmax()) == byte
+        live = [lane for lane in live if position + 1 < len(data[lane])]
+        moved = ensemble.advance_lanes(
+            [states[lane] for lane in live], [data[lane][position] for lane in live]
+        )
+        states = dict(zip(live, moved, strict=True))
+        position += 1
+    return [
+        (
+            [
+                RequestScore(float(total), bool(greedy), len(data[lane]))
+                for total, greedy in zip(member_sums[lane], member_greedy[lane], strict=True)
+            ],
+            RequestScore(float(pooled_sums[lane]), bool(pooled_greedy[lane]), len(data[lane])),
+        )
+        for lane in range(len(data))
+    ]
 
 
 def evaluate_bytes(
@@ -309,10 +381,15 @@ def evaluate_bytes(
     kind: str,
     *,
     context: str = "tokens",
+    max_lanes: int = 32,
     progress: bool | None = False,
 ) -> EnsembleTaskResult:
     """Score every choice of every question with a byte-level ensemble and aggregate."""
     scores = score_requests_bytes(
-        ensemble, question_pairs(questions), context=context, progress=progress
+        ensemble,
+        question_pairs(questions),
+        context=context,
+        max_lanes=max_lanes,
+        progress=progress,
     )
     return ensemble_task_result(questions, scores, kind)

@@ -6,7 +6,9 @@ ever committed gets one slot of a single cache row, and a new token attends only
 of its own ancestors (a 4-D additive mask) at the position of its depth: the tree attention
 of SpecInfer (Miao et al. 2024, arXiv 2305.09781) and Medusa (Cai et al. 2024,
 arXiv 2401.10774), here used to extend B prefixes by one token each in one forward. Slots no
-live prefix uses are dropped by `compact`.
+live prefix uses are dropped by `compact`. Further contexts can join the same cache
+(`add_context`: each attends only to itself), so that the prefixes of several texts grow in one
+forward: one read of the weights for all of them.
 
 Sliding-window layers (Gemma 3) see the full ancestry through the mask, which is what they see
 while a prefix is shorter than the window; a deeper prefix is refused.
@@ -42,6 +44,8 @@ class TokenTree:
         root_logits: the logits after the context. Shapes: (V,).
         forward_calls: forward passes so far (the context's included).
         tokens_forwarded: token positions computed so far.
+        compactions: how many times `compact` renumbered the slots (paths from before are
+            stale).
 
     Raises:
         ValueError: an empty context.
@@ -61,6 +65,41 @@ class TokenTree:
         self.root_logits = logits[0, -1]
         self.forward_calls = 1
         self.tokens_forwarded = len(context)
+        self.compactions = 0
+
+    def add_context(self, context: Sequence[int]) -> tuple[torch.Tensor, list[int]]:
+        """Another context in the same cache, at positions 0.., seeing none of the other slots.
+
+        Shapes: returns the logits after it (V,) and its path.
+
+        Raises:
+            ValueError: an empty context, or one as long as the model's sliding window (the
+                4-D mask would let its later tokens see beyond the window).
+        """
+        if not context:
+            raise ValueError("a token tree needs a non-empty context")
+        count = len(context)
+        if self.max_depth is not None and count > self.max_depth:
+            raise ValueError(
+                f"a context of {count} tokens is longer than the sliding window ({self.max_depth})"
+            )
+        start = self.size
+        mask = self._blocked_mask(count, start + count)
+        allowed = torch.ones(count, count, dtype=torch.bool).tril()
+        mask[0, 0, :, start:] = mask[0, 0, :, start:].masked_fill(allowed, 0.0)
+        logits = self._forward(
+            torch.tensor([list(context)], device=self.device),
+            mask.to(self.device),
+            torch.arange(count)[None],
+        )
+        self.forward_calls += 1
+        self.tokens_forwarded += count
+        return logits[0, -1], list(range(start, start + count))
+
+    def _blocked_mask(self, rows: int, columns: int) -> torch.Tensor:
+        """An additive 4-D mask that lets no row see any slot yet. Shapes: (1, 1, rows, columns)."""
+        dtype = self.model.get_output_embeddings().weight.dtype
+        return torch.full((1, 1, rows, columns), torch.finfo(dtype).min, dtype=dtype)
 
     def extend(
         self, paths: Sequence[Sequence[int]], tokens: Sequence[int]
@@ -81,8 +120,7 @@ class TokenTree:
                 f"a prefix of {max(depths)} tokens reaches the sliding window ({self.max_depth})"
             )
         count, total = len(tokens), self.size + len(tokens)
-        dtype = self.model.get_output_embeddings().weight.dtype
-        mask = torch.full((1, 1, count, total), torch.finfo(dtype).min, dtype=dtype)
+        mask = self._blocked_mask(count, total)
         for row, path in enumerate(paths):
             mask[0, 0, row, torch.tensor([*path, self.size + row])] = 0.0
         start = self.size
@@ -113,6 +151,7 @@ class TokenTree:
             layer.values = layer.values.index_select(-2, index)
         new_slot = {old: new for new, old in enumerate(keep)}
         self.size = len(keep)
+        self.compactions += 1
         return [[new_slot[slot] for slot in path] for path in paths]
 
     def _forward(

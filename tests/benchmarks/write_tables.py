@@ -541,6 +541,40 @@ def byte_lm_tree(figures: dict[str, Any]) -> str:
     return _table(header, rows)
 
 
+def byte_mc_lanes(figures: dict[str, Any]) -> str:
+    """Byte-level multiple choice: each request alone vs lanes stepped together."""
+    labels = {
+        "one_at_a_time": "one request at a time (`max_lanes=1`)",
+        "lanes": "lanes stepped together (`max_lanes=32`)",
+    }
+    layouts = figures["layouts"]
+    rows = [
+        [
+            label,
+            " / ".join(str(calls) for calls in layouts[key]["forward_calls"]),
+            f"{layouts[key]['seconds']:.1f}",
+            f"{layouts[key]['cpu_seconds']:.1f}",
+            f"{layouts[key]['cpu_seconds'] / figures['questions']:.1f}",
+        ]
+        for key, label in labels.items()
+    ]
+    speedup = layouts["one_at_a_time"]["cpu_seconds"] / layouts["lanes"]["cpu_seconds"]
+    header = [
+        f"{figures['questions']} ARC-Easy questions, {figures['requests']} requests, "
+        f"{figures['continuation_bytes']} continuation bytes, beam {figures['beam']}, medians of "
+        f"{figures['rounds']}",
+        "forward passes per member",
+        "wall s",
+        "CPU s",
+        "CPU s per question",
+    ]
+    return _table(header, rows) + (
+        f"\n\nMembers: {', '.join(figures['members'])}. Lanes / one at a time, CPU: "
+        f"**{speedup:.2f}x** faster; the largest difference of a request's log-prob between "
+        f"the two: {figures['max_abs_logprob_difference']:.1e} nats."
+    )
+
+
 def genlm_bytes(figures: dict[str, Any]) -> str:
     """ctd's `ByteLM` vs genlm-bytes on the same model, bytes and beam."""
     num_bytes = sum(row["num_bytes"] for row in figures["texts"])
@@ -632,6 +666,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "ensemble_lockstep": ensemble_lockstep,
     "ensemble_bytes": ensemble_bytes,
     "byte_lm_tree": byte_lm_tree,
+    "byte_mc_lanes": byte_mc_lanes,
     "genlm_bytes": genlm_bytes,
     "evaluate_packing": evaluate_packing,
 }

@@ -185,3 +185,44 @@ def test_compacting_the_token_tree_changes_no_probability(bpe, monkeypatch) -> N
         state = lm.advance(state, byte)
     assert state.tree.size < state.tree.tokens_forwarded  # slots were dropped
     np.testing.assert_allclose(lm.score(text), kept, rtol=0, atol=1e-10)
+
+
+def test_lanes_on_one_tree_advance_as_each_alone(bpe, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two texts after two contexts on one tree: every next-byte distribution as if alone."""
+    tokenizer, model = bpe
+    monkeypatch.setattr(byte_lm, "COMPACT_SLACK", -(10**6))  # compact whenever a slot dies
+    lm = ByteLM(model, tokenizer, beam_width=3)
+    contexts = [tokenizer("the rat", add_special_tokens=False).input_ids, [5]]
+    texts = [b" sat on a hat", b"then a cat ran"]
+    lanes = lm.initial_after_batch(contexts)
+    assert lanes[0].tree is lanes[1].tree
+    alone = [lm.initial_after(ids) for ids in contexts]
+    for position in range(len(texts[0])):
+        for lane, single in zip(lanes, alone, strict=True):
+            np.testing.assert_allclose(
+                lm.next_byte_logprobs(lane), lm.next_byte_logprobs(single), rtol=0, atol=1e-10
+            )
+        next_bytes = [text[position] for text in texts]
+        lanes = lm.advance_lanes(lanes, next_bytes)
+        alone = [lm.advance(s, b) for s, b in zip(alone, next_bytes, strict=True)]
+    assert lanes[0].tree.compactions > 0
+
+
+def test_a_state_left_out_of_its_trees_advance_goes_stale(bpe, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    tokenizer, model = bpe
+    monkeypatch.setattr(byte_lm, "COMPACT_SLACK", -(10**6))
+    lm = ByteLM(model, tokenizer, beam_width=2)
+    root = lm.initial_after([5])
+    first, second = lm.fork(root, share_tree=True), lm.fork(root, share_tree=True)
+    with pytest.raises(ValueError, match="given twice"):
+        lm.advance_lanes([first, first], [0x61, 0x61])
+    first = lm.fork(root, share_tree=True)
+    for byte in b"the cat":
+        first = lm.advance(first, byte)
+    assert second.stale
+    with pytest.raises(ValueError, match="stale"):
+        lm.advance(second, 0x61)
+    with pytest.raises(ValueError, match="stale"):
+        lm.fork(second)
+    with pytest.raises(ValueError, match="one byte per state"):
+        lm.advance_lanes([first], [])

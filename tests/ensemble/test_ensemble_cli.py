@@ -131,6 +131,7 @@ def test_tasks_json_report(saved, capsys, mode, pair) -> None:  # type: ignore[n
         (["--models", "a", "--mode", "bytes", "--limit-bytes", "0"], "limit-bytes"),
         (["--models", "a", "--mode", "bytes", "--tasks", "piqa,arc_eazy"], "known tasks: piqa,"),
         (["--models", "a", "--mode", "bytes", "--tasks", "piqa", "--limit", "0"], "--limit"),
+        (["--models", "a", "--mode", "bytes", "--tasks", "piqa", "--max-lanes", "0"], "lanes"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(saved, capsys, argv, message) -> None:  # type: ignore[no-untyped-def]

@@ -137,7 +137,7 @@ def test_exact_byte_ensemble_scores_equal_the_tail_of_its_text_scores(bpe) -> No
 def test_choices_sharing_a_context_are_scored_as_if_alone(bpe, context_mode, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The context is handled once; each choice advances its own fork of its state."""
     tokenizer, model, _ = bpe
-    monkeypatch.setattr(byte_lm, "COMPACT_SLACK", 0)  # compact often: forks must not share
+    monkeypatch.setattr(byte_lm, "COMPACT_SLACK", 0)  # compact often: lanes keep each other's slots
     lm = ByteLM(model, tokenizer, beam_width=2)
     pairs = [(PAIRS[1][0], PAIRS[1][1] * 2), PAIRS[0]]  # a long first choice gets compacted
     together = score_requests_bytes(ByteEnsemble([lm]), pairs, context=context_mode)
@@ -148,6 +148,32 @@ def test_choices_sharing_a_context_are_scored_as_if_alone(bpe, context_mode, mon
         alone += scores.ensemble_scores
     assert [s.logprob for s in together.ensemble_scores] == [s.logprob for s in alone]
     assert lm.forward_calls - shared_calls > shared_calls  # the context was handled twice
+
+
+def test_questions_stepped_together_score_as_one_at_a_time(bpe, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Lanes of several questions on one tree per member: the same scores, fewer forwards."""
+    tokenizer, model, other_model = bpe
+    monkeypatch.setattr(byte_lm, "COMPACT_SLACK", 0)
+    other = tiny_bpe(300, ["hat cat bat", "that rat sat"])
+    members = [
+        ByteLM(model, tokenizer, beam_width=2),
+        ByteLM(tiny_llama(len(other), seed=3), other, beam_width=3),
+    ]
+    pairs = [*PAIRS, ("a hat, a rat,", " a mat")]  # 4 contexts, 5 requests
+    together = score_requests_bytes(ByteEnsemble(members), pairs, max_lanes=32)
+    calls = [member.forward_calls for member in members]
+    alone = score_requests_bytes(ByteEnsemble(members), pairs, max_lanes=1)
+    for member, before in zip(members, calls, strict=True):
+        assert member.forward_calls - before > 2 * before
+    for ours, theirs in [
+        (together.ensemble_scores, alone.ensemble_scores),
+        *zip(together.member_scores, alone.member_scores, strict=True),
+    ]:
+        for a, b in zip(ours, theirs, strict=True):
+            assert a.logprob == pytest.approx(b.logprob, abs=1e-9)
+            assert (a.is_greedy, a.num_tokens) == (b.is_greedy, b.num_tokens)
+    with pytest.raises(ValueError, match="max_lanes must be at least 1"):
+        score_requests_bytes(ByteEnsemble(members), pairs, max_lanes=0)
 
 
 @pytest.mark.parametrize("beam_width", [1, 2])

@@ -35,6 +35,18 @@ def test_branches_see_only_their_own_ancestors(kind: str) -> None:
     assert tree.tokens_forwarded == 2 + 2 + 3
 
 
+@pytest.mark.parametrize("kind", ["llama", "gemma3"])
+def test_contexts_added_to_one_tree_see_only_themselves(kind: str) -> None:
+    model = tiny_llama(50, seed=3) if kind == "llama" else tiny_gemma3(50, sliding_window=16)
+    tree = TokenTree(model, [1, 2])
+    logits, other = tree.add_context([3, 4, 5])
+    torch.testing.assert_close(logits, _plain_logits(model, [3, 4, 5]), rtol=0, atol=1e-12)
+    assert other == [2, 3, 4]
+    logits, _ = tree.extend([tree.root_path, other, other], [7, 8, 9])
+    for row, ids in enumerate([[1, 2, 7], [3, 4, 5, 8], [3, 4, 5, 9]]):
+        torch.testing.assert_close(logits[row], _plain_logits(model, ids), rtol=0, atol=1e-12)
+
+
 def test_compaction_keeps_the_live_prefixes_exact() -> None:
     model = tiny_llama(50, seed=2)
     tree = TokenTree(model, [1])
@@ -58,3 +70,7 @@ def test_bad_calls_are_refused() -> None:
         tree.extend([b], [6])
     with pytest.raises(ValueError, match="non-empty context"):
         TokenTree(tiny_llama(50), [])
+    with pytest.raises(ValueError, match="longer than the sliding window"):
+        tree.add_context([1, 2, 3, 4])
+    with pytest.raises(ValueError, match="non-empty context"):
+        tree.add_context([])
