@@ -48,7 +48,7 @@ train() {  # SETTING SEED -> the run folder
 for job in $JOBS; do
   IFS=: read -r setting seed <<< "$job"
   if [ "$setting" = zero_shot ]; then
-    evaluate "$CTD_GEMMA3" "$DEST/zero_shot" gemma3
+    evaluate "$CTD_GEMMA3" "$DEST/zero_shot" gemma3 --add-special-tokens  # Gemma needs its BOS
     continue
   fi
   train "$setting" "$seed"

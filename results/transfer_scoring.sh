@@ -17,8 +17,8 @@ score() {  # MODEL_DIR OUT_JSON ARGS... : one `ctd evaluate --json` object, kept
   rm -f "$out.log"
 }
 
-evaluate() {  # MODEL_DIR OUT_DIR NAME: NAME.json (tasks, out-of-domain) and NAME.indomain.json
-  score "$1" "$2/$3.json" --tasks "$TASKS" --limit "$LIMIT" "${text_args[@]}"
-  score "$1" "$2/$3.indomain.json" --tasks "" --text-file "$TEXTS/indomain.en.txt"
+evaluate() {  # MODEL_DIR OUT_DIR NAME [ARGS...]: NAME.json (tasks, out-of-domain), NAME.indomain.json
+  score "$1" "$2/$3.json" --tasks "$TASKS" --limit "$LIMIT" "${text_args[@]}" "${@:4}"
+  score "$1" "$2/$3.indomain.json" --tasks "" --text-file "$TEXTS/indomain.en.txt" "${@:4}"
 }
 
