@@ -4,7 +4,7 @@
         --lockstep runs/transplant_fit/omp_k64/export --limit 200 --chunk 25 \
         --out results/ensemble/mc_lockstep.json
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python results/ensemble_mc.py \
-        --bytes --limit 200 --chunk 8 --seconds 1500 --out results/ensemble/mc_bytes.json
+        --bytes --limit 100 --chunk 8 --seconds 2250 --out results/ensemble/mc_bytes.json
 
 `--lockstep STUDENT`: SmolLM2 moved onto Gemma-3's tokenizer (STUDENT) + Gemma-3-270m, pooled
 per token (mean of probabilities, equal weights); every request tokenized as `ctd evaluate
