@@ -53,7 +53,14 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from ctd.ensemble import canonical_path
-from ctd.ensemble.byte_lm_state import BeamNode, ByteLMState, Floats, Hypothesis, fork_state
+from ctd.ensemble.byte_lm_state import (
+    BeamNode,
+    ByteLMState,
+    Floats,
+    Hypothesis,
+    fork_state,
+    prune_candidates,
+)
 from ctd.ensemble.canonical_path import canonical_text
 from ctd.ensemble.token_byte_trie import TokenByteTrie, context_ids
 from ctd.ensemble.token_tree import TokenTree
@@ -181,9 +188,9 @@ class ByteLM:
         """
         states: list[ByteLMState] = []
         tree: TokenTree | None = None
+        window = sliding_window(self.model)
         for token_ids in contexts:
             ids = [*self.context, *token_ids]
-            window = sliding_window(self.model)
             if tree is None or (window is not None and len(ids) > window):
                 states.append(self._root(ids, 0, None))
                 tree = states[-1].tree if tree is None else tree
@@ -286,25 +293,6 @@ class ByteLM:
                     found.append((log_weight, committed, token))
         return found
 
-    def _prune(
-        self, found: list[tuple[float, Hypothesis, int]]
-    ) -> list[tuple[float, Hypothesis, int]]:
-        """The largest `beam_width` candidates above the threshold, plus the best token end.
-
-        A hypothesis that ends exactly here is always kept (beyond the width if need be), so
-        that every byte some token starts with keeps a positive probability at the next step;
-        so is the canonical path of a scored text.
-        """
-        found.sort(key=lambda item: -item[0])
-        log_total = float(np.logaddexp.reduce([item[0] for item in found]))
-        kept = [item for item in found if item[0] - log_total >= self.log_prune]
-        kept = kept if self.beam_width is None else kept[: self.beam_width]
-        if not any(item[2] >= 0 for item in kept):
-            kept += [item for item in found if item[2] >= 0][:1]
-        if not any(item[1].canonical for item in kept):
-            kept += [item for item in found if item[1].canonical]
-        return kept
-
     def advance(self, state: ByteLMState, byte: int) -> ByteLMState:
         """The state after one more byte. Consumes `state` (its token tree moves on).
 
@@ -374,7 +362,7 @@ class ByteLM:
             raise ValueError(
                 f"{self.name} gives byte 0x{byte:02x} probability 0 after {state.num_bytes} bytes"
             )
-        return self._prune(found)
+        return prune_candidates(found, self.beam_width, self.log_prune)
 
     def _commit(self, tree: TokenTree, commits: list[tuple[Hypothesis, int]]) -> list[BeamNode]:
         """The nodes after each (hypothesis, token): one forward for all of them."""

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from ctd.ensemble.token_tree import TokenTree
 
-__all__ = ["BeamNode", "ByteLMState", "Floats", "Hypothesis", "fork_state"]
+__all__ = ["BeamNode", "ByteLMState", "Floats", "Hypothesis", "fork_state", "prune_candidates"]
 
 Floats = npt.NDArray[np.float64]
 
@@ -98,3 +98,26 @@ def fork_state(state: ByteLMState, *, share_tree: bool = False) -> ByteLMState:
     plan = None if state.canonical_ends is None else dict(state.canonical_ends)
     tree = state.tree if share_tree else state.tree.fork()
     return ByteLMState(hypotheses, state.num_bytes, tree, plan)
+
+
+Candidate = tuple[float, Hypothesis, int]  # (log mass, hypothesis, token to commit or -1)
+
+
+def prune_candidates(
+    found: list[Candidate], beam_width: int | None, log_prune: float
+) -> list[Candidate]:
+    """The largest `beam_width` candidates above the threshold, plus the best token end.
+
+    A hypothesis that ends exactly here is always kept (beyond the width if need be), so
+    that every byte some token starts with keeps a positive probability at the next step;
+    so is the canonical path of a scored text. Sorts `found` in place.
+    """
+    found.sort(key=lambda item: -item[0])
+    log_total = float(np.logaddexp.reduce([item[0] for item in found]))
+    kept = [item for item in found if item[0] - log_total >= log_prune]
+    kept = kept if beam_width is None else kept[:beam_width]
+    if not any(item[2] >= 0 for item in kept):
+        kept += [item for item in found if item[2] >= 0][:1]
+    if not any(item[1].canonical for item in kept):
+        kept += [item for item in found if item[1].canonical]
+    return kept
