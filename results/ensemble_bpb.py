@@ -123,7 +123,11 @@ def bpb_rows(members: list[tuple[str, Any, Any]], num_bytes: int, beam: int) -> 
 
 
 def windowed_rows(
-    members: list[tuple[str, Any, Any]], num_bytes: int, beam: int, window_bytes: int
+    members: list[tuple[str, Any, Any]],
+    num_bytes: int,
+    beam: int,
+    window_bytes: int,
+    warmup_bytes: int,
 ) -> dict[str, Any]:
     """Per language: BPB of each member and the ensemble, every passage scored in windows."""
     from ctd.ensemble import ByteEnsemble, ByteLM, bits_per_byte_report, score_bytes
@@ -132,7 +136,12 @@ def windowed_rows(
     texts = {language: passage(language, num_bytes) for language in LANGUAGES}
     byte_lms = [ByteLM(m, t, beam_width=beam, name=n) for n, m, t in members]
     start = time.perf_counter()
-    scores = score_bytes(ByteEnsemble(byte_lms), list(texts.values()), window_bytes=window_bytes)
+    scores = score_bytes(
+        ByteEnsemble(byte_lms),
+        list(texts.values()),
+        window_bytes=window_bytes,
+        warmup_bytes=warmup_bytes,
+    )
     seconds = time.perf_counter() - start
     rows = {}
     for (language, text), text_scores in zip(texts.items(), scores, strict=True):
@@ -213,6 +222,7 @@ def main() -> None:
     parser.add_argument("--exact", action="store_true", help="the beam error vs exact instead")
     parser.add_argument("--lockstep", metavar="STUDENT", help="lockstep with Gemma-3 instead")
     parser.add_argument("--window-bytes", type=int, help="score in windows of at most N bytes")
+    parser.add_argument("--warmup-bytes", type=int, default=16, help="windows: unscored bytes")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -232,8 +242,10 @@ def main() -> None:
     if args.exact:
         result = {"beam_error": beam_error(members, {"smollm2": 8, "gemma3": 5})}
     elif args.window_bytes:
-        result["window_bytes"] = args.window_bytes
-        result |= windowed_rows(members, args.bytes, args.beam, args.window_bytes)
+        result |= {"window_bytes": args.window_bytes, "warmup_bytes": args.warmup_bytes}
+        result |= windowed_rows(
+            members, args.bytes, args.beam, args.window_bytes, args.warmup_bytes
+        )
     else:
         result["languages"] = bpb_rows(members, args.bytes, args.beam)
     result["wall_seconds"] = round(time.perf_counter() - start, 1)

@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="bytes, --text-file: score each document in windows of at most N bytes (N >= 4)",
     )
+    parser.add_argument(
+        "--warmup-bytes",
+        type=int,
+        default=16,
+        help="--window-bytes: bytes before a window cut inside a word that are stepped unscored",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="lockstep: texts per forward")
     parser.add_argument(
         "--max-lanes",
@@ -173,6 +179,7 @@ def _bits_per_byte(
             ensemble,
             texts,
             window_bytes=args.window_bytes,
+            warmup_bytes=args.warmup_bytes,
             max_lanes=args.max_lanes,
             progress=None if args.window_bytes else False,
         )
@@ -231,6 +238,8 @@ def _inputs(args: argparse.Namespace) -> tuple[list[str] | None, dict[str, Any]]
         raise ValueError("--window-bytes is for --mode bytes (lockstep scores whole documents)")
     if args.window_bytes is not None and args.window_bytes < 4:
         raise ValueError(f"--window-bytes must be at least 4, got {args.window_bytes}")
+    if args.warmup_bytes < 0:
+        raise ValueError(f"--warmup-bytes must be at least 0, got {args.warmup_bytes}")
     if args.weights is not None and not args.weights:
         raise ValueError("--weights needs one value per model")
     if args.limit is not None and args.limit < 1:
@@ -258,6 +267,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "combine": args.combine,
         "beam_width": args.beam_width if args.mode == "bytes" else None,
         "window_bytes": args.window_bytes,
+        "warmup_bytes": args.warmup_bytes if args.window_bytes else None,
         "members": [
             {"model": name, "weight": weight}
             for name, weight in zip(args.models, weights, strict=True)

@@ -28,7 +28,7 @@ from torch import Tensor
 from ctd.alignment.encode import encode
 from ctd.ensemble.byte_ensemble import ByteEnsemble
 from ctd.ensemble.byte_lm import context_ids
-from ctd.ensemble.lanes import PairScores, score_pairs
+from ctd.ensemble.lanes import score_pairs
 from ctd.ensemble.lockstep import LockstepEnsemble
 from ctd.metrics import bits_per_byte_sums
 
@@ -37,6 +37,7 @@ __all__ = [
     "TextScores",
     "bits_per_byte_report",
     "score_bytes",
+    "context_cut",
     "score_lockstep",
     "window_starts",
 ]
@@ -101,6 +102,7 @@ def score_bytes(
     texts: Sequence[str],
     *,
     window_bytes: int | None = None,
+    warmup_bytes: int = 16,
     max_lanes: int = 32,
     progress: bool | None = False,
 ) -> list[TextScores]:
@@ -113,14 +115,17 @@ def score_bytes(
             texts are cut into windows of at most this many bytes (`window_starts`), each
             conditioned on the tokens of the text before it, stepped together (module
             docstring).
+        warmup_bytes: windows: up to this many bytes before a window that does not start at a
+            clean token boundary go through the beams unscored (`context_cut`).
         max_lanes: windows stepped together (memory grows with it).
         progress: show a progress bar over the windows (None: only on a terminal).
 
     Raises:
-        ValueError: window_bytes < 4 or max_lanes < 1, or a byte of probability 0.
+        ValueError: window_bytes < 4, warmup_bytes < 0 or max_lanes < 1, or a byte of
+            probability 0.
     """
     if window_bytes is not None:
-        return _score_windows(ensemble, texts, window_bytes, max_lanes, progress)
+        return _score_windows(ensemble, texts, window_bytes, warmup_bytes, max_lanes, progress)
     scores = []
     for text in texts:
         data = text.encode("utf-8")
@@ -139,31 +144,68 @@ def _score_windows(
     ensemble: ByteEnsemble,
     texts: Sequence[str],
     window_bytes: int,
+    warmup_bytes: int,
     max_lanes: int,
     progress: bool | None,
 ) -> list[TextScores]:
-    """`score_bytes` in windows: one (text before, window) pair per window, as lanes."""
+    """`score_bytes` in windows: one (text before, warm-up + window) pair per window, as lanes."""
     pairs: list[tuple[str, str]] = []
+    warmups: list[int] = []  # bytes of each pair's continuation before its window
     windows_per_text = []
     for text in texts:
         starts = [*window_starts(text, window_bytes), len(text)]
-        pairs += [(text[:a], text[a:b]) for a, b in zip(starts, starts[1:], strict=False)]
+        for start, end in zip(starts, starts[1:], strict=False):
+            context_end = context_cut(text, start, warmup_bytes)
+            pairs.append((text[:context_end], text[context_end:end]))
+            warmups.append(len(text[context_end:start].encode("utf-8")))
         windows_per_text.append(len(starts) - 1)
     scored = iter(score_pairs(ensemble, pairs, max_lanes=max_lanes, progress=progress))
-    num_members = len(ensemble.members)
-    empty = PairScores(
-        np.zeros((num_members, 0)), np.zeros((num_members, 0), bool), np.zeros(0), np.zeros(0, bool)
-    )
+    skips = iter(warmups)
     scores = []
     for text, count in zip(texts, windows_per_text, strict=True):
-        windows = [empty, *(next(scored) for _ in range(count))]
-        member_lp = np.concatenate([window.member_logprobs for window in windows], axis=1)
+        windows = [(next(scored), next(skips)) for _ in range(count)]
+        member_lp = np.concatenate(
+            [np.zeros((len(ensemble.members), 0)), *(w.member_logprobs[:, k:] for w, k in windows)],
+            axis=1,
+        )
         num_bytes = len(text.encode("utf-8"))
         if member_lp.shape[1] != num_bytes:  # window_starts' promise: no byte moved or lost
             raise AssertionError(f"windows of {member_lp.shape[1]} bytes tile {num_bytes}")
-        pooled = np.concatenate([window.ensemble_logprobs for window in windows])
+        pooled = np.concatenate([np.zeros(0), *(w.ensemble_logprobs[k:] for w, k in windows)])
         scores.append(TextScores(torch.from_numpy(member_lp), torch.from_numpy(pooled), num_bytes))
     return scores
+
+
+def context_cut(text: str, window_start: int, warmup_bytes: int) -> int:
+    """Where a window's token context ends (a character offset <= window_start).
+
+    The latest place at most `warmup_bytes` before the window that is a clean token boundary
+    (the text's start, before a whitespace character that follows a non-whitespace one, or
+    after a punctuation mark), else the first character at most `warmup_bytes` before it. The
+    bytes from there to the window go through the members' beams unscored (a warm-up), so a
+    window cut inside a word is conditioned on every tokenization of that word's start.
+
+    Example:
+        >>> context_cut("the cat sat", 7, 8), context_cut("the catsat", 7, 8)
+        (7, 3)
+    """
+    if warmup_bytes < 0:
+        raise ValueError(f"warmup_bytes must be >= 0, got {warmup_bytes}")
+    budget = warmup_bytes
+    earliest = window_start
+    while earliest > 0 and len(text[earliest - 1].encode("utf-8")) <= budget:
+        budget -= len(text[earliest - 1].encode("utf-8"))
+        earliest -= 1
+    for cut in range(window_start, earliest - 1, -1):
+        if cut == 0 or (not text[cut - 1].isspace() and _clean_after(text, cut)):
+            return cut
+    return earliest
+
+
+def _clean_after(text: str, cut: int) -> bool:
+    """A clean token boundary at `cut` (0 < cut): whitespace follows, or a mark precedes."""
+    at_space = cut < len(text) and text[cut].isspace()
+    return at_space or unicodedata.category(text[cut - 1]).startswith("P")
 
 
 def window_starts(text: str, window_bytes: int) -> list[int]:

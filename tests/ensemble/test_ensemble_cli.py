@@ -143,6 +143,7 @@ def test_tasks_json_report(saved, capsys, mode, pair) -> None:  # type: ignore[n
         (["--models", "a", "--mode", "bytes", "--tasks", "piqa", "--limit", "0"], "--limit"),
         (["--models", "a", "--mode", "bytes", "--tasks", "piqa", "--max-lanes", "0"], "lanes"),
         (["--models", "a", "--mode", "bytes", "--window-bytes", "3"], "--window-bytes must be"),
+        (["--models", "a", "--mode", "bytes", "--warmup-bytes", "-1"], "--warmup-bytes must be"),
         (["--models", "a", "a2", "--mode", "lockstep", "--window-bytes", "8"], "for --mode bytes"),
     ],
 )

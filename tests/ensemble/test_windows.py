@@ -11,7 +11,7 @@ import pytest
 from ensemble_support import brute_force_logprob, fixture_tokenizer, tiny_bpe, tiny_llama
 
 from ctd.ensemble import ByteEnsemble, ByteLM, byte_lm, score_bytes
-from ctd.ensemble.scoring import window_starts
+from ctd.ensemble.scoring import context_cut, window_starts
 
 
 @pytest.mark.parametrize(
@@ -118,6 +118,35 @@ def test_exact_windows_equal_brute_force_after_the_tokens_before_them(
     ]
     np.testing.assert_allclose(ours.ensemble_logprobs.numpy(), pooled, atol=1e-9)
     assert ours.num_bytes == len(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "cases"),
+    [
+        ("the cat sat", [(7, 8, 7), (3, 0, 3), (0, 8, 0)]),  # clean: no warm-up
+        ("the catsat", [(7, 8, 3), (7, 3, 4), (7, 0, 7)]),  # back to a space, or the budget
+        ("日本語。テキスト", [(7, 16, 4), (7, 6, 5)]),  # after a mark; 3-byte characters
+    ],
+)
+def test_context_cut_hand_worked(text, cases) -> None:  # type: ignore[no-untyped-def]
+    for window_start, warmup_bytes, expected in cases:
+        assert context_cut(text, window_start, warmup_bytes) == expected
+
+
+@pytest.mark.parametrize(("warmup_bytes", "context_end"), [(16, 0), (2, 2), (0, 4)])
+def test_exact_warm_up_windows_equal_brute_force(two_members, warmup_bytes, context_end) -> None:  # type: ignore[no-untyped-def]
+    """A window inside a word: tokens up to `context_end`, then its bytes unscored."""
+    text = "thecat"  # windows "thec", "at"; the second starts inside the word
+    assert window_starts(text, 4) == [0, 4]
+    model, tokenizer = two_members[0]
+    lm = ByteLM(model, tokenizer, beam_width=None)
+    (ours,) = score_bytes(ByteEnsemble([lm]), [text], window_bytes=4, warmup_bytes=warmup_bytes)
+    bos = [tokenizer.bos_token_id]
+    first = _prefix_logprobs(model, tokenizer, b"thec", bos)
+    head = tokenizer(text[:context_end], add_special_tokens=False).input_ids
+    second = _prefix_logprobs(model, tokenizer, text[context_end:].encode(), [*bos, *head])
+    expected = [*first, *second[4 - context_end :]]
+    np.testing.assert_allclose(ours.ensemble_logprobs.numpy(), expected, atol=1e-9)
 
 
 @pytest.mark.parametrize("prepends_space", [False, True])
