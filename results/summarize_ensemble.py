@@ -3,15 +3,17 @@
     .venv/bin/python results/summarize_ensemble.py write            # regenerate the tables
     .venv/bin/python results/summarize_ensemble.py write --check    # exit 1 if out of date
 
-Each `<!-- table: NAME -->` ... `<!-- end table -->` block is replaced by the table NAME:
-`bpb` (results/ensemble_bpb.py -> bpb.json), `beam_error` (results/ensemble_bpb.py --exact
--> beam_error.json), `lockstep` (results/ensemble_bpb.py --lockstep -> lockstep.json),
-`learned_weights` (results/ensemble_learned_weights.py -> learned_weights.json), and the
-multiple-choice accuracy tables `mc_lockstep` and `mc_bytes` (results/ensemble_mc.py ->
-mc_lockstep.json, mc_bytes.json). Accuracies are recomputed from the per-question choice
-log-probs (and checked against the recorded figures); the standard errors are those of a
-proportion over the questions scored, sqrt(p (1 - p) / n), and for the ensemble's gain over
-its better member the paired one, std(d) / sqrt(n), d = correct(ensemble) - correct(member).
+Each `<!-- table: NAME -->` ... `<!-- end table -->` block is replaced by the table NAME: `bpb`
+(results/ensemble_bpb.py -> bpb.json), `windows_gap` (results/ensemble_bpb.py --window-bytes ->
+windows_gap.json, windows_gap_no_warmup.json, against bpb.json), `bpb_windows`
+(results/ensemble_bpb.py --window-bytes -> bpb_windows.json), `beam_error`
+(results/ensemble_bpb.py --exact -> beam_error.json), `lockstep` (results/ensemble_bpb.py
+--lockstep -> lockstep.json), `learned_weights` (results/ensemble_learned_weights.py ->
+learned_weights.json), and the multiple-choice accuracy tables `mc_lockstep` and `mc_bytes`
+(results/ensemble_mc.py -> mc_lockstep.json, mc_bytes.json). Accuracies are recomputed from the
+per-question choice log-probs (and checked against the recorded figures); the standard errors are
+those of a proportion over the questions scored, sqrt(p (1 - p) / n), and for the ensemble's gain
+over its better member the paired one, std(d) / sqrt(n), d = correct(ensemble) - correct(member).
 """
 
 from __future__ import annotations
@@ -54,6 +56,70 @@ def bpb() -> str:
     lines.append(
         f"Beam width {result['beam']}, weights {result['weights']}, "
         f"{result['bytes_per_language']} bytes per language; wall time {result['wall_seconds']} s."
+    )
+    return "\n".join(lines)
+
+
+def windows_gap() -> str:
+    """Windowed BPB minus one-beam BPB on the same passages, without and with the warm-up."""
+    whole = _load("bpb")
+    plain, warm = _load("windows_gap_no_warmup"), _load("windows_gap")
+    columns = [("smollm2", "SmolLM2"), ("gemma3", "Gemma-3"), (None, "ensemble")]
+    header = "| text | bytes | windows | " + " | ".join(
+        f"{label}: one beam | windows - one beam, warm-up {plain['warmup_bytes']} / "
+        f"{warm['warmup_bytes']}" for _, label in columns) + " |"  # fmt: skip
+    lines = [header, "|---|---|---|" + "---|---|" * len(columns)]
+
+    def value(result: dict[str, Any], language: str, name: str | None) -> float:
+        row = result["languages"][language]
+        return float(row["ensemble_bpb"] if name is None else row["members"][name]["byte_bpb"])
+
+    for language, row in whole["languages"].items():
+        cells = []
+        for name, _ in columns:
+            base = value(whole, language, name)
+            cells.append(
+                f"{base:.3f} | {value(plain, language, name) - base:+.3f} / "
+                f"{value(warm, language, name) - base:+.3f}"
+            )
+        windows = warm["languages"][language]["num_windows"]
+        lines.append(f"| {language} | {row['num_bytes']} | {windows} | " + " | ".join(cells) + " |")
+    one_beam_seconds = sum(row["seconds"] for row in whole["languages"].values())
+    lines.append("")
+    lines.append(
+        f"Beam width {warm['beam']}, windows of at most {warm['window_bytes']} bytes; scoring "
+        f"time for all five passages: one beam each {one_beam_seconds:.1f} s, windows "
+        f"{plain['scoring_seconds']} s (warm-up {plain['warmup_bytes']}) / "
+        f"{warm['scoring_seconds']} s (warm-up {warm['warmup_bytes']})."
+    )
+    return "\n".join(lines)
+
+
+def bpb_windows() -> str:
+    """Byte-level BPB of each member and the ensemble on long passages, scored in windows."""
+    result = _load("bpb_windows")
+    lines = [
+        "| text | bytes | windows | SmolLM2 byte-level | Gemma-3 byte-level | **ensemble** | "
+        "gain vs best member | SmolLM2 canonical | Gemma-3 canonical |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for language, row in result["languages"].items():
+        smol, gemma = row["members"]["smollm2"], row["members"]["gemma3"]
+        best = min(smol["byte_bpb"], gemma["byte_bpb"])
+        lines.append(
+            f"| {language} | {row['num_bytes']} | {row['num_windows']} | {smol['byte_bpb']:.3f} "
+            f"| {gemma['byte_bpb']:.3f} | **{row['ensemble_bpb']:.3f}** | "
+            f"{row['ensemble_bpb'] - best:+.3f} | {smol['canonical_bpb']:.3f} | "
+            f"{gemma['canonical_bpb']:.3f} |"
+        )
+    calls = ", ".join(f"{name} {count}" for name, count in result["forward_calls"].items())
+    lines.append("")
+    lines.append(
+        f"Beam width {result['beam']}, weights {result['weights']}, windows of at most "
+        f"{result['window_bytes']} bytes (warm-up {result['warmup_bytes']}), "
+        f"{result['bytes_per_language']} bytes per language; scoring "
+        f"{result['scoring_seconds']} s for all, forwards per member: {calls}; wall time "
+        f"{result['wall_seconds']} s."
     )
     return "\n".join(lines)
 
@@ -212,6 +278,8 @@ def learned_weights() -> str:
 
 TABLES: dict[str, Callable[[], str]] = {
     "bpb": bpb,
+    "windows_gap": windows_gap,
+    "bpb_windows": bpb_windows,
     "beam_error": beam_error,
     "lockstep": lockstep,
     "learned_weights": learned_weights,
