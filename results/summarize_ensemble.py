@@ -36,22 +36,41 @@ def _load(name: str) -> dict[str, Any]:
     return json.loads((RUNS / f"{name}.json").read_text())
 
 
-def bpb() -> str:
-    """Byte-level BPB of each member and of the ensemble per language, same bytes."""
-    result = _load("bpb")
-    lines = [
-        "| text | bytes | SmolLM2 byte-level | Gemma-3 byte-level | **ensemble** | gain vs best "
-        "member | SmolLM2 canonical | Gemma-3 canonical | seconds |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+def _member_bpb_rows(result: dict[str, Any], extra: str) -> list[str]:
+    """The table body of a BPB result: one line per language (a caller may append cells).
+
+    Cells: bytes, the row's `extra` value (none if ""), both members' byte-level BPB, the
+    ensemble's, its gain over the better member and both canonical BPBs.
+    """
+    lines = []
     for language, row in result["languages"].items():
         smol, gemma = row["members"]["smollm2"], row["members"]["gemma3"]
         best = min(smol["byte_bpb"], gemma["byte_bpb"])
+        middle = f" {row[extra]} |" if extra else ""
         lines.append(
-            f"| {language} | {row['num_bytes']} | {smol['byte_bpb']:.3f} | {gemma['byte_bpb']:.3f} "
-            f"| **{row['ensemble_bpb']:.3f}** | {row['ensemble_bpb'] - best:+.3f} | "
-            f"{smol['canonical_bpb']:.3f} | {gemma['canonical_bpb']:.3f} | {row['seconds']} |"
+            f"| {language} | {row['num_bytes']} |{middle} {smol['byte_bpb']:.3f} | "
+            f"{gemma['byte_bpb']:.3f} | **{row['ensemble_bpb']:.3f}** | "
+            f"{row['ensemble_bpb'] - best:+.3f} | {smol['canonical_bpb']:.3f} | "
+            f"{gemma['canonical_bpb']:.3f} |"
         )
+    return lines
+
+
+BPB_COLUMNS = (
+    "SmolLM2 byte-level | Gemma-3 byte-level | **ensemble** | gain vs best member | "
+    "SmolLM2 canonical | Gemma-3 canonical"
+)
+
+
+def bpb() -> str:
+    """Byte-level BPB of each member and of the ensemble per language, same bytes."""
+    result = _load("bpb")
+    lines = [f"| text | bytes | {BPB_COLUMNS} | seconds |", "|---|---|---|---|---|---|---|---|---|"]
+    seconds = [row["seconds"] for row in result["languages"].values()]
+    lines += [
+        f"{line} {value} |"
+        for line, value in zip(_member_bpb_rows(result, ""), seconds, strict=True)
+    ]
     lines.append("")
     lines.append(
         f"Beam width {result['beam']}, weights {result['weights']}, "
@@ -98,20 +117,8 @@ def windows_gap() -> str:
 def bpb_windows() -> str:
     """Byte-level BPB of each member and the ensemble on long passages, scored in windows."""
     result = _load("bpb_windows")
-    lines = [
-        "| text | bytes | windows | SmolLM2 byte-level | Gemma-3 byte-level | **ensemble** | "
-        "gain vs best member | SmolLM2 canonical | Gemma-3 canonical |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for language, row in result["languages"].items():
-        smol, gemma = row["members"]["smollm2"], row["members"]["gemma3"]
-        best = min(smol["byte_bpb"], gemma["byte_bpb"])
-        lines.append(
-            f"| {language} | {row['num_bytes']} | {row['num_windows']} | {smol['byte_bpb']:.3f} "
-            f"| {gemma['byte_bpb']:.3f} | **{row['ensemble_bpb']:.3f}** | "
-            f"{row['ensemble_bpb'] - best:+.3f} | {smol['canonical_bpb']:.3f} | "
-            f"{gemma['canonical_bpb']:.3f} |"
-        )
+    lines = [f"| text | bytes | windows | {BPB_COLUMNS} |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += _member_bpb_rows(result, "num_windows")
     calls = ", ".join(f"{name} {count}" for name, count in result["forward_calls"].items())
     lines.append("")
     lines.append(
