@@ -7,7 +7,10 @@
 # JOBS run in order and resume (a job with its outputs is skipped):
 #   zero_shot:MODEL        MODEL = teacher | fvt_<target> (the untrained FVT student)
 #   TARGET:METHOD:SEED     train at STEPS steps, export, then score the export
-#   OMP_NUM_THREADS=2 results/run_transfer_equal.sh   # then results/summarize_transfer_equal.py write
+#   OMP_NUM_THREADS=2 results/run_transfer_equal.sh   # then results/summarize_transfer.py write
+# Another budget (table `budget` of results/transfer.md), e.g. 50 steps:
+#   RUNS=runs/transfer_equal/steps50 DEST=results/transfer_equal/steps50 STEPS=50 JOBS=qwen2:sft:0 \
+#     results/run_transfer_equal.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CTD_TEACHER=${CTD_TEACHER:-$HOME/.cache/ctd/smollm2-135m-instruct-float32}

@@ -8,7 +8,10 @@ out-of-domain texts), `downstream.indomain.json` (the in-domain text), `metrics.
   the teacher's mean (the retained share);
 - `bpb`: bits per byte on the in-domain text and on each out-of-domain language;
 - `methods`: per target and method, the mean and the spread (min-max) over seeds of the
-  retained share and of the in-domain and English out-of-domain BPB.
+  retained share and of the in-domain and English out-of-domain BPB;
+- `budget`: the same figures per optimizer budget, for each target and method trained at two
+  budgets or more (the runs in ROOT and in ROOT/steps<N>/, each its own schedule of N steps,
+  `results/run_transfer_equal.sh` with RUNS/DEST/STEPS), after the untrained FVT start (0 steps).
 """
 
 from __future__ import annotations
@@ -173,6 +176,18 @@ def _spread(values: list[float], fmt: str) -> str:
     return f"{mean} ({format(min(values), fmt)}-{format(max(values), fmt)})"
 
 
+def _group_cells(group: list[Row], reference: float | None) -> str:
+    """Seeds, retained share, in-domain and English OOD BPB of a group of runs, over seeds."""
+    means = [row.mean_accuracy() for row in group]
+    kept = [m[0] / reference * 100 for m in means if m is not None and reference]
+    indomain = [v for v in (row.bpb()["indomain"] for row in group) if v is not None]
+    english = [v for v in (row.bpb()["en"] for row in group) if v is not None]
+    return (
+        f"{len(group)} | {_spread(kept, '.1f')} | {_spread(indomain, '.3f')} "
+        f"| {_spread(english, '.3f')}"
+    )
+
+
 def methods_table(root: Path) -> str:
     """Per target and method: seeds, retained share, in-domain and English OOD BPB over seeds."""
     lines = [
@@ -184,24 +199,65 @@ def methods_table(root: Path) -> str:
     for target, target_label in TARGETS.items():
         for method, method_label in METHODS.items():
             group = [Row("", f, "downstream") for t, m, _, f in runs if (t, m) == (target, method)]
-            if not group:
-                continue
-            means = [row.mean_accuracy() for row in group]
-            kept = [m[0] / reference * 100 for m in means if m is not None and reference]
-            indomain = [v for v in (row.bpb()["indomain"] for row in group) if v is not None]
-            english = [v for v in (row.bpb()["en"] for row in group) if v is not None]
-            lines.append(
-                f"| {target_label} | {method_label} | {len(group)} | {_spread(kept, '.1f')} "
-                f"| {_spread(indomain, '.3f')} | {_spread(english, '.3f')} |"
-            )
+            if group:
+                cells = _group_cells(group, reference)
+                lines.append(f"| {target_label} | {method_label} | {cells} |")
     return "\n".join(lines)
 
 
-TABLES = {"accuracy": accuracy_table, "bpb": bpb_table, "methods": methods_table}
+def max_steps(folder: Path) -> int:
+    """The optimizer steps a run was given (`trainer.max_steps` of its config.yaml)."""
+    config = (folder / "config.yaml").read_text()
+    match = re.search(r"^trainer:\n(?:  .*\n)*?  max_steps: (\d+)$", config, re.M)
+    if match is None:
+        raise SystemExit(f"{folder / 'config.yaml'}: no trainer.max_steps")
+    return int(match[1])
+
+
+def budget_runs(root: Path) -> dict[tuple[str, str, int], list[Row]]:
+    """Trained runs of root and of its budget folders `steps<N>/`, by (target, method, steps)."""
+    groups: dict[tuple[str, str, int], list[Row]] = {}
+    for run_set in [root, *sorted(root.glob("steps*"))]:
+        for target, method, _, folder in trained_runs(run_set):
+            key = (target, method, max_steps(folder))
+            groups.setdefault(key, []).append(Row("", folder, "downstream"))
+    return groups
+
+
+def budget_table(root: Path) -> str:
+    """Per target and method trained at two budgets or more: each budget, from the FVT start."""
+    lines = [
+        "| target | method | steps | seeds | % of teacher, mean (min-max) "
+        "| in-domain BPB | OOD en BPB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    reference = teacher_mean(root)
+    groups = budget_runs(root)
+    for target, target_label in TARGETS.items():
+        start = root / "zero_shot" / f"fvt_{target}.json"
+        for method, method_label in METHODS.items():
+            budgets = sorted(steps for t, m, steps in groups if (t, m) == (target, method))
+            if len(budgets) < 2:
+                continue
+            if start.is_file():
+                fvt = _group_cells([Row("", root / "zero_shot", f"fvt_{target}")], reference)
+                lines.append(f"| {target_label} | {method_label} | 0 (FVT) | {fvt} |")
+            for steps in budgets:
+                cells = _group_cells(groups[target, method, steps], reference)
+                lines.append(f"| {target_label} | {method_label} | {steps} | {cells} |")
+    return "\n".join(lines)
+
+
+TABLES = {
+    "accuracy": accuracy_table,
+    "bpb": bpb_table,
+    "methods": methods_table,
+    "budget": budget_table,
+}
 
 
 def table(root: Path, kind: str) -> str:
-    """The table KIND (accuracy, bpb, methods) of the runs under root."""
+    """The table KIND (accuracy, bpb, methods, budget) of the runs under root."""
     if kind not in TABLES:
         raise SystemExit(f"unknown equal-budget table {kind!r}; known: {', '.join(TABLES)}")
     return TABLES[kind](root)

@@ -62,3 +62,35 @@ def test_bpb_table_reads_each_text(tmp_path: Path) -> None:
     _run_set(tmp_path)
     lines = tables.bpb_table(tmp_path).splitlines()
     assert lines[2] == "| teacher (SmolLM2-135M-Instruct) | 1.800 | 1.500 | - | - | - | - |"
+
+
+def _config(folder: Path, steps: int) -> None:
+    (folder / "config.yaml").write_text(f"task: distill\ntrainer:\n  max_steps: {steps}\nseed: 0\n")
+
+
+def test_budget_table_orders_budgets_after_the_fvt_start(tmp_path: Path) -> None:
+    _run_set(tmp_path)  # SFT at 100 steps, seeds 0 and 1 (90% and 100% kept)
+    for seed in (0, 1):
+        _config(tmp_path / "qwen2" / "sft" / f"seed{seed}", 100)
+    _write(tmp_path / "zero_shot", "fvt_qwen2", _report([0.3, 0.25, 0.2, 0.15], 100, 3.0), 2.5)
+    short = tmp_path / "steps20" / "qwen2" / "sft" / "seed0"  # 0.36 / 0.45 = 80% kept
+    _write(short, "downstream", _report([0.48, 0.4, 0.32, 0.24], 100, 2.2), 2.1)
+    _config(short, 20)
+    only_one_budget = tmp_path / "qwen2" / "alm" / "seed0"
+    _write(only_one_budget, "downstream", _report([0.6, 0.5, 0.4, 0.3], 100, 1.0), 1.0)
+    _config(only_one_budget, 100)
+    lines = tables.budget_table(tmp_path).splitlines()
+    assert lines[2:] == [
+        "| Qwen2 | SFT | 0 (FVT) | 1 | 50.0 | 2.500 | 3.000 |",
+        "| Qwen2 | SFT | 20 | 1 | 80.0 | 2.100 | 2.200 |",
+        "| Qwen2 | SFT | 100 | 2 | 95.0 (90.0-100.0) | 2.400 (1.900-2.900) | 2.500 (2.000-3.000) |",
+    ]
+
+
+def test_budget_is_read_from_the_run_config(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(
+        "optim:\n  max_steps: 7\ntrainer:\n  accelerator: cpu\n  max_steps: 300\n"
+    )
+    assert tables.max_steps(folder) == 300
