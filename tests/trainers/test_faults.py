@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,30 @@ def test_first_nonfinite_names_the_first_bad_tensor() -> None:
     assert first_nonfinite({"a": good, "b": torch.tensor([1, 2])}) is None
     assert first_nonfinite({"a": good, "b": bad, "c": bad * torch.nan}) == "b"
     assert first_nonfinite({"ids": torch.tensor([1]), "x": (bad,)}) is None  # ints, tuples
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_first_nonfinite_finds_one_bad_value_anywhere(value: float, dtype: torch.dtype) -> None:
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        big = torch.randn(300, 7, generator=generator).to(dtype)
+        where = int(torch.randint(big.numel(), (1,), generator=generator))
+        big.view(-1)[where] = value
+        tensors = {"empty": torch.zeros(0), "fine": torch.ones(4, dtype=dtype), "big": big}
+        # reference: an explicit loop over every element
+        expected = next(
+            (
+                n
+                for n, t in tensors.items()
+                if any(not math.isfinite(x) for x in t.flatten().tolist())
+            ),
+            None,
+        )
+        assert expected == "big"
+        assert first_nonfinite(tensors) == expected
+        assert first_nonfinite({**tensors, "big": big.t()}) == "big"  # non-contiguous too
+    assert first_nonfinite({"empty": torch.zeros(0), "fine": torch.ones(3)}) is None
 
 
 @pytest.mark.parametrize(("where", "named"), [("hidden", "student"), ("gradient", "gradient of")])
