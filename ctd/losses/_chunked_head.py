@@ -1,7 +1,10 @@
 """Chunked LM head: per-token log-probs without materialising (N, V) logits.
 
 Forward computes logits ``chunk_size`` rows at a time and keeps only per-row statistics; backward
-recomputes each chunk's logits and forms the exact gradient in closed form.
+recomputes each chunk's logits and forms the exact gradient in closed form. When all (N, V)
+logits fit in ``max_kept_logits`` values (by default 64 Mi, 256 MiB in float32: a CPU-sized batch
+such as 320 rows of a 151k vocabulary), forward keeps them instead and backward skips the
+recompute, one (N, d) x (d, V) matmul of the four.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
 
 _CHUNK_ELEMENTS = 1 << 22  # logits per chunk: 4 Mi values = 16 MiB in float32
+DEFAULT_MAX_KEPT_LOGITS = 1 << 26  # logits kept for backward: 64 Mi values = 256 MiB in float32
 
 
 def default_chunk_size(vocab_size: int) -> int:
@@ -43,9 +47,13 @@ class _ChunkedHeadLogprobs(torch.autograd.Function):
         eos_token_id: int | None,
         softcap: float | None,
         chunk_size: int,
+        max_kept_logits: int,
     ) -> tuple[Tensor, Tensor, Tensor]:
         dtype = torch.promote_types(weight.dtype, torch.float32)
         num_rows = hidden.shape[0]
+        kept = None  # (N, V): the soft-capped logits, when they fit in max_kept_logits
+        if num_rows * weight.shape[0] <= max_kept_logits:
+            kept = torch.empty(num_rows, weight.shape[0], dtype=dtype, device=hidden.device)
         picked = torch.zeros(num_rows, dtype=dtype, device=hidden.device)  # (N,)
         space, eos = torch.zeros_like(picked), torch.zeros_like(picked)  # (N,), (N,)
         lse_all, space_lse_all = torch.zeros_like(picked), torch.zeros_like(picked)
@@ -56,6 +64,8 @@ class _ChunkedHeadLogprobs(torch.autograd.Function):
         for start in range(0, num_rows, chunk_size):
             rows = slice(start, start + chunk_size)
             scores, _ = _chunk_scores(hidden[rows], weight, bias, softcap, dtype)  # (n, V)
+            if kept is not None:
+                kept[rows] = scores
             lse = torch.logsumexp(scores, dim=-1)  # (n,)
             lse_all[rows] = lse
             picked[rows] = scores.gather(1, targets[rows, None]).squeeze(1) - lse
@@ -65,13 +75,15 @@ class _ChunkedHeadLogprobs(torch.autograd.Function):
                 space_lse = torch.logsumexp(scores.add_(space_log_mask), dim=-1)  # (n,)
                 space_lse_all[rows] = space_lse
                 space[rows] = space_lse - lse
-        ctx.save_for_backward(hidden, weight, bias, targets, space_mask, lse_all, space_lse_all)
+        ctx.save_for_backward(
+            hidden, weight, bias, targets, space_mask, lse_all, space_lse_all, kept
+        )
         ctx.eos_token_id, ctx.softcap, ctx.chunk_size = eos_token_id, softcap, chunk_size
         return picked, space, eos
 
     @staticmethod
     def backward(ctx: Any, *grads: Tensor) -> tuple[Tensor | None, ...]:
-        hidden, weight, bias, targets, space_mask, lse_all, space_lse_all = ctx.saved_tensors
+        hidden, weight, bias, targets, space_mask, lse_all, space_lse_all, kept = ctx.saved_tensors
         need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
         dtype = lse_all.dtype
         g_picked, g_space, g_eos = (g.to(dtype) for g in grads)  # 3 x (N,)
@@ -87,7 +99,11 @@ class _ChunkedHeadLogprobs(torch.autograd.Function):
         grad_bias = torch.zeros(weight.shape[0], dtype=dtype, device=weight.device)
         for start in range(0, hidden.shape[0], ctx.chunk_size):
             rows = slice(start, start + ctx.chunk_size)
-            scores, tanh = _chunk_scores(hidden[rows], weight, bias, ctx.softcap, dtype)
+            if kept is None:
+                scores, tanh = _chunk_scores(hidden[rows], weight, bias, ctx.softcap, dtype)
+            else:  # a copy: a retained graph (GradMag) runs backward more than once
+                scores = kept[rows].clone()  # (n, V)
+                tanh = None if ctx.softcap is None else scores / ctx.softcap
             grad = scores.sub_(lse_all[rows, None]).exp_()  # (n, V): probabilities, in place
             if space_float is None:
                 grad.mul_(-g_all[rows, None])
@@ -114,6 +130,7 @@ class _ChunkedHeadLogprobs(torch.autograd.Function):
             None,
             None,
             None,
+            None,
         )
 
 
@@ -127,13 +144,21 @@ def chunked_head_logprobs(
     eos_token_id: int | None,
     logit_softcap: float | None,
     chunk_size: int | None,
+    max_kept_logits: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Log-probs of ``targets``, of the space-like set and of EOS, one chunk of rows at a time.
+
+    ``max_kept_logits``: the most (N x V) logits kept from forward for backward instead of
+    recomputed (None: DEFAULT_MAX_KEPT_LOGITS; 0: always recompute).
 
     Shapes: hidden (N, d), weight (V, d), bias (V,), targets (N,) -> 3 x (N,).
     """
     size = chunk_size if chunk_size is not None else default_chunk_size(weight.shape[0])
+    keep = DEFAULT_MAX_KEPT_LOGITS if max_kept_logits is None else max_kept_logits
+    differentiable = (t is not None and t.requires_grad for t in (hidden, weight, bias))
+    if not (torch.is_grad_enabled() and any(differentiable)):
+        keep = 0  # no backward will read them (a frozen teacher's head)
     out: tuple[Tensor, Tensor, Tensor] = _ChunkedHeadLogprobs.apply(  # type: ignore[no-untyped-call]
-        hidden, weight, bias, targets, space_token_mask, eos_token_id, logit_softcap, size
+        hidden, weight, bias, targets, space_token_mask, eos_token_id, logit_softcap, size, keep
     )
     return out

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import warnings
+from functools import partial
 
 import pytest
 import torch
@@ -26,6 +27,9 @@ from ctd.losses import alm_loss, token_logprobs_from_hidden, tvdpp_loss, tvdpp_l
 
 REAL = {"alm": (2, 1024, 576, 128_256), "tvdpp": (2, 1024, 576, 49_152)}
 SMOKE = {"alm": (2, 64, 32, 1024), "tvdpp": (2, 64, 32, 512)}
+# A CPU transfer step's student head: 4 x 80 tokens of SmolLM2 width, the Qwen2 vocabulary;
+# its 48.5M logits fit under the default max_kept_logits (64 Mi), so they are kept for backward.
+KEPT_REAL, KEPT_SMOKE = (4, 80, 576, 151_646), (2, 16, 32, 1024)
 MEMORY_TARGET, TIME_TARGET = 0.10, 1.3  # chunked / naive, at the REAL shapes
 ROUNDS = 5
 
@@ -57,7 +61,7 @@ def make_inputs(kind, shape):
     return hidden, weight, ids, chunk_index, teacher, space, space_mask
 
 
-def step(kind, naive, inputs):
+def step(kind, naive, inputs, max_kept_logits=None):
     if kind == "tvdpp":
         hidden, weight, target = inputs
         if naive:
@@ -72,7 +76,9 @@ def step(kind, naive, inputs):
             student = torch.nn.functional.pad(picked, (1, 0))
             student_space = torch.logsumexp(logp.masked_fill(~space_mask, float("-inf")), -1)
         else:
-            out = token_logprobs_from_hidden(hidden, weight, ids, space_token_mask=space_mask)
+            out = token_logprobs_from_hidden(
+                hidden, weight, ids, space_token_mask=space_mask, max_kept_logits=max_kept_logits
+            )
             student, student_space = out.logprobs, out.space_logprobs
         loss = alm_loss(
             student, teacher, student_chunk_index=index, teacher_chunk_index=index,
@@ -90,23 +96,23 @@ def _status_kib(field):
     raise RuntimeError(field)
 
 
-def measure_peak_extra_mib(kind, naive, shape):
+def measure_peak_extra_mib(kind, naive, shape, max_kept_logits=None):
     """Entry point of the subprocess: print the peak extra RSS of one step in MiB."""
     inputs = make_inputs(kind, shape)
-    step(kind, naive, inputs)  # warm-up
+    step(kind, naive, inputs, max_kept_logits)  # warm-up
     for tensor in inputs[:2]:
         tensor.grad = None
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")  # reset VmHWM to the current RSS
     before = _status_kib("VmRSS")
-    step(kind, naive, inputs)
+    step(kind, naive, inputs, max_kept_logits)
     print(json.dumps((_status_kib("VmHWM") - before) / 1024))
 
 
-def peak_extra_mib(kind, naive, shape):
+def peak_extra_mib(kind, naive, shape, max_kept_logits=None):
     code = (
         "import sys; sys.path.insert(0, 'tests/benchmarks'); import test_losses_bench as b; "
-        f"b.measure_peak_extra_mib({kind!r}, {naive}, {shape})"
+        f"b.measure_peak_extra_mib({kind!r}, {naive}, {shape}, {max_kept_logits})"
     )
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     result = subprocess.run(
@@ -171,3 +177,52 @@ def test_memory_bounded_vs_naive(benchmark, kind):
             report_miss(
                 f"{kind}: chunked/naive {what} ratio {ratio:.3f} misses the target {target}"
             )
+
+
+@pytest.mark.benchmark
+def test_kept_logits_vs_recompute(benchmark):
+    """ALM's head at a CPU transfer step's size: logits kept for backward, recomputed, naive."""
+    run = BenchRun()
+    enabled = not benchmark.disabled
+    shape = KEPT_REAL if enabled else KEPT_SMOKE
+    variants = {"naive": (True, None), "recompute": (False, 0), "kept": (False, None)}
+    inputs = make_inputs("alm", shape)
+    results = {}
+    for name, (naive, keep) in variants.items():
+        for tensor in inputs[:2]:
+            tensor.grad = None
+        if name == "kept":
+            loss = benchmark.pedantic(step, args=("alm", naive, inputs, keep), rounds=1)
+        else:
+            loss = step("alm", naive, inputs, keep)
+        results[name] = (loss, [t.grad.clone() for t in inputs[:2]])
+    for name in ("recompute", "kept"):
+        torch.testing.assert_close(results[name][0], results["naive"][0], rtol=1e-4, atol=1e-5)
+        for got, want in zip(results[name][1], results["naive"][1], strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-6)
+    if not enabled:
+        return
+    del results
+
+    def timed_step(naive, keep):
+        for tensor in inputs[:2]:
+            tensor.grad = None
+        step("alm", naive, inputs, keep)
+
+    times = interleaved_medians(
+        {name: partial(timed_step, *variant) for name, variant in variants.items()},
+        rounds=ROUNDS,
+        warmup=False,
+    )
+    figures = {
+        "shape": list(shape),  # (B, T, d, V)
+        **{
+            f"{name}_peak_mib": round(peak_extra_mib("alm", v[0], shape, v[1]))
+            for name, v in variants.items()
+        },
+        "rounds": ROUNDS,
+        **times.figures(2),
+    }
+    run.save("losses_alm_kept", figures)
+    benchmark.extra_info.update(figures)
+    print("kept", figures)

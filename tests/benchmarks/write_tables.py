@@ -320,6 +320,25 @@ def losses(figures: dict[str, Any]) -> str:
     return f"Medians of {figures['rounds']}.\n\n" + _table(header, [row])
 
 
+def losses_kept(figures: dict[str, Any]) -> str:
+    """ALM's head at a CPU step's size: logits kept for backward against recomputed and naive."""
+    variants = ("naive", "recompute", "kept")
+    row = [", ".join(f"{value:,}" for value in figures["shape"])]
+    row += [f"{figures[f'{name}_peak_mib']:,} MiB" for name in variants]
+    for clock in ("s", "cpu_s"):
+        row += [_seconds(figures[f"{name}_{clock}"]) for name in variants]
+        kept = figures[f"kept_{clock}"]
+        row += [
+            f"**{kept / figures[f'recompute_{clock}']:.2f}**",
+            f"{kept / figures[f'naive_{clock}']:.2f}",
+        ]
+    header = ["shape (B, T, d, V)"] + [f"{name} peak extra" for name in variants]
+    for clock in ("wall s", "CPU s"):
+        header += [f"{name} {clock}" for name in variants]
+        header += [f"kept / recompute, {clock}", f"kept / naive, {clock}"]
+    return f"Medians of {figures['rounds']}.\n\n" + _table(header, [row])
+
+
 def import_time(figures: dict[str, Any]) -> str:
     """`import ctd` in process and in a fresh interpreter."""
     rows = [
@@ -658,6 +677,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "trainer_step": trainer_step,
     "losses_alm": losses,
     "losses_tvdpp": losses,
+    "losses_alm_kept": losses_kept,
     "import_time": import_time,
     "vocab_map": vocab_map,
     "transplant": transplant,

@@ -73,11 +73,12 @@ def _run(fn, hidden, weight, bias, ids, space_mask, softcap, upstream):
     return [o.detach() for o in out], grads
 
 
-def _chunked(chunk_size):
+def _chunked(chunk_size, max_kept_logits=None):
     def fn(hidden, weight, bias, ids, space_mask, softcap):
         return token_logprobs_from_hidden(
             hidden, weight, ids, lm_head_bias=bias, logit_softcap=softcap,
             space_token_mask=space_mask, eos_token_id=0, chunk_size=chunk_size,
+            max_kept_logits=max_kept_logits,
         )  # fmt: skip
 
     return fn
@@ -94,27 +95,44 @@ def _plain(hidden, weight, bias, ids, space_mask, softcap):
 @pytest.mark.parametrize("chunk_size", [1, 5, None])
 @pytest.mark.parametrize("softcap", [None, 2.5])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_chunked_matches_plain(shape, chunk_size, softcap, dtype):
+@pytest.mark.parametrize("max_kept_logits", [0, None])  # recomputed in backward, or kept
+def test_chunked_matches_plain(shape, chunk_size, softcap, dtype, max_kept_logits):
     inputs = _inputs(shape, dtype)
     upstream = [torch.randn(shape[:2], dtype=dtype) for _ in range(3)]
-    values, grads = _run(_chunked(chunk_size), *inputs, softcap, upstream)
+    values, grads = _run(_chunked(chunk_size, max_kept_logits), *inputs, softcap, upstream)
     ref_values, ref_grads = _run(_plain, *inputs, softcap, upstream)
     for got, want in zip([*values, *grads], [*ref_values, *ref_grads], strict=True):
         torch.testing.assert_close(got, want, atol=TOL[dtype], rtol=TOL[dtype])
 
 
-def test_chunked_gradcheck_float64():
+@pytest.mark.parametrize("max_kept_logits", [0, None])
+def test_chunked_gradcheck_float64(max_kept_logits):
     hidden, weight, bias, ids, space_mask = _inputs((2, 4, 6), torch.float64)
     leaves = [t.requires_grad_(True) for t in (hidden, weight, bias)]
 
     def fn(h, w, b):
         out = token_logprobs_from_hidden(
             h, w, ids, lm_head_bias=b, logit_softcap=3.0, space_token_mask=space_mask,
-            eos_token_id=2, chunk_size=3,
+            eos_token_id=2, chunk_size=3, max_kept_logits=max_kept_logits,
         )  # fmt: skip
         return out.logprobs, out.space_logprobs, out.eos_logprobs
 
     assert torch.autograd.gradcheck(fn, leaves)
+
+
+@pytest.mark.parametrize("max_kept_logits", [0, 8 * 11, None])  # 8 x 11 logits: exactly kept
+def test_backward_twice_through_a_retained_graph(max_kept_logits):
+    """GradMag's pattern: autograd.grad with retain_graph, then backward again on the same graph."""
+    hidden, weight, bias, ids, space_mask = _inputs((2, 4, 11), torch.float64)
+    leaves = [t.requires_grad_(True) for t in (hidden, weight, bias)]
+    out = _chunked(3, max_kept_logits)(*leaves, ids, space_mask, 2.0)
+    total = sum(o.square().sum() for o in out)
+    first = torch.autograd.grad(total, leaves, retain_graph=True)
+    second = torch.autograd.grad(total, leaves)
+    _, reference = _run(_plain, hidden, weight, bias, ids, space_mask, 2.0, [2 * o for o in out])
+    for a, b, want in zip(first, second, reference, strict=True):
+        torch.testing.assert_close(a, want, atol=1e-10, rtol=1e-10)
+        torch.testing.assert_close(b, want, atol=1e-10, rtol=1e-10)
 
 
 def test_optional_outputs_are_none_and_type():
