@@ -198,7 +198,12 @@ def methods_table(root: Path) -> str:
     runs = trained_runs(root)
     for target, target_label in TARGETS.items():
         for method, method_label in METHODS.items():
-            group = [Row("", f, "downstream") for t, m, _, f in runs if (t, m) == (target, method)]
+            group = [
+                row
+                for t, m, _, folder in runs
+                if (t, m) == (target, method)
+                and (row := Row("", folder, "downstream")).report is not None
+            ]  # a run still being scored is left out
             if group:
                 cells = _group_cells(group, reference)
                 lines.append(f"| {target_label} | {method_label} | {cells} |")
@@ -219,8 +224,9 @@ def budget_runs(root: Path) -> dict[tuple[str, str, int], list[Row]]:
     groups: dict[tuple[str, str, int], list[Row]] = {}
     for run_set in [root, *sorted(root.glob("steps*"))]:
         for target, method, _, folder in trained_runs(run_set):
-            key = (target, method, max_steps(folder))
-            groups.setdefault(key, []).append(Row("", folder, "downstream"))
+            row = Row("", folder, "downstream")
+            if row.report is not None:  # a run still being scored is left out
+                groups.setdefault((target, method, max_steps(folder)), []).append(row)
     return groups
 
 

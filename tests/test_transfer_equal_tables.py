@@ -94,3 +94,16 @@ def test_budget_is_read_from_the_run_config(tmp_path: Path) -> None:
         "optim:\n  max_steps: 7\ntrainer:\n  accelerator: cpu\n  max_steps: 300\n"
     )
     assert tables.max_steps(folder) == 300
+
+
+def test_a_run_still_being_scored_is_left_out_of_the_spreads(tmp_path: Path) -> None:
+    _run_set(tmp_path)
+    for seed in (0, 1):
+        _config(tmp_path / "qwen2" / "sft" / f"seed{seed}", 100)
+    training = tmp_path / "qwen2" / "sft" / "seed2"  # trained, copied, not scored yet
+    training.mkdir()
+    _config(training, 100)
+    (tmp_path / "steps20" / "qwen2" / "sft" / "seed0").mkdir(parents=True)
+    _config(tmp_path / "steps20" / "qwen2" / "sft" / "seed0", 20)
+    assert tables.methods_table(tmp_path).splitlines()[2].startswith("| Qwen2 | SFT | 2 | 95.0 (")
+    assert len(tables.budget_table(tmp_path).splitlines()) == 2  # one budget scored: no rows
