@@ -94,6 +94,13 @@ def token_logprobs(logits: Tensor, input_ids: Tensor) -> Tensor:
     return token_logprobs_from_logits(logits, input_ids).logprobs
 
 
+def _check_chunk_args(chunk_size: int | None, max_kept_logits: int | None) -> None:
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if max_kept_logits is not None and max_kept_logits < 0:
+        raise ValueError(f"max_kept_logits must be >= 0, got {max_kept_logits}")
+
+
 def token_logprobs_from_hidden(
     hidden: Tensor,
     lm_head_weight: Tensor,
@@ -132,10 +139,7 @@ def token_logprobs_from_hidden(
     check_no_nan("hidden", hidden)
     check_index_range("input_ids", input_ids, 0, vocab_size)
     _check_vocab_args(vocab_size, space_token_mask, eos_token_id)
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    if max_kept_logits is not None and max_kept_logits < 0:
-        raise ValueError(f"max_kept_logits must be >= 0, got {max_kept_logits}")
+    _check_chunk_args(chunk_size, max_kept_logits)
     batch, length, width = hidden.shape
     next_ids = torch.cat([input_ids[:, 1:], input_ids[:, :1]], dim=1)  # (B, T)
     outputs = chunked_head_logprobs(
